@@ -1,0 +1,41 @@
+"""Small pure string helpers shared by the parsers, the store and the renderers."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_WS = re.compile(r"\s+")
+# Everything outside the XML 1.0 Char production: C0 controls except tab/newline/CR,
+# surrogates (lone ones cannot be encoded) and the two non-characters U+FFFE/U+FFFF.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})$", re.IGNORECASE)
+
+
+def collapse(text: str) -> str:
+    """Collapse every whitespace run (arXiv hard wraps included) to one space and trim."""
+    return _WS.sub(" ", text).strip()
+
+
+def xml_safe(text: str) -> str:
+    """Drop characters that cannot appear in an XML 1.0 document (NUL, \\x0b, lone surrogates)."""
+    return _NOT_XML_CHAR.sub("", text)
+
+
+def normalize_title(title: str) -> str:
+    """The form two copies of one title share: NFKC, casefolded, only letters and digits."""
+    folded = unicodedata.normalize("NFKC", title).casefold()
+    return _NOT_ALNUM.sub(" ", folded).strip()
+
+
+def title_key(title: str) -> str:
+    """A stable identity for a paper known only by its title ("title:" + 16 hex digits)."""
+    digest = hashlib.sha256(normalize_title(title).encode("utf-8")).hexdigest()
+    return f"title:{digest[:16]}"
+
+
+def is_arxiv_id(value: str) -> bool:
+    """True for new-style (2503.01234) and old-style (cs/0501001) arXiv identifiers."""
+    return bool(ARXIV_ID.match(value))
