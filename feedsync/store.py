@@ -1,0 +1,412 @@
+"""The embedded SQLite store: the only module that speaks SQL.
+
+It keeps every paper ever seen (so feeds carry history), the conditional-GET state of each
+fetched URL, and the bookkeeping later stages need. The schema is versioned with numbered
+migrations (``PRAGMA user_version``), each applied in its own transaction.
+
+Upsert rules, in order:
+1. A paper is found by its arXiv id, else by its key, else by its normalized title; so a
+   paper first seen in a text digest (no id) and later from the API ends as one row, which
+   keeps its first key (feed entry ids are built from it and must never change).
+2. A record that carries an arXiv id (API or HTML) is authoritative: its non-empty fields
+   replace stored ones. A record without one (a text digest) only fills fields still empty.
+3. Counts that grow (upvotes, comments) keep their maximum, so re-importing an old file never
+   lowers them; the first featured day is kept.
+4. Nothing is ever deleted by an upsert: a day that shrank since the last fetch loses nothing.
+
+Every write bumps a store-wide sequence number and stamps the rows it touched, so later
+stages can ask "what changed since seq N" instead of rescanning everything.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from feedsync.errors import StorageError
+from feedsync.models import Paper, StoredPaper, UpsertCounts
+from feedsync.text import normalize_title, title_key
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# Numbered migrations: append, never edit one that has shipped.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: papers, their full-text index, fetch state
+    """
+    CREATE TABLE papers (
+        id INTEGER PRIMARY KEY,
+        key TEXT NOT NULL UNIQUE,
+        arxiv_id TEXT UNIQUE,
+        title_key TEXT NOT NULL,
+        title TEXT NOT NULL,
+        abstract TEXT NOT NULL DEFAULT '',
+        authors TEXT NOT NULL DEFAULT '[]',
+        author_count INTEGER,
+        organization TEXT,
+        published TEXT,
+        featured TEXT,
+        upvotes INTEGER,
+        comments INTEGER,
+        ai_summary TEXT,
+        ai_keywords TEXT NOT NULL DEFAULT '[]',
+        github_repo TEXT,
+        project_page TEXT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        changed TEXT NOT NULL,
+        rev INTEGER NOT NULL DEFAULT 1,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX papers_title_key ON papers (title_key);
+    CREATE INDEX papers_newest ON papers (featured DESC, published DESC);
+    CREATE INDEX papers_seq ON papers (seq);
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    INSERT INTO meta (name, value) VALUES ('seq', 0);
+    CREATE TABLE fetches (
+        url TEXT PRIMARY KEY,
+        day TEXT,
+        etag TEXT,
+        last_modified TEXT,
+        fetched_at TEXT NOT NULL,
+        paper_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX fetches_day ON fetches (day);
+    """,
+)
+
+# Fields a feed shows; a change to one of them is a revision of the entry.
+_DISPLAYED = (
+    "title",
+    "abstract",
+    "authors",
+    "author_count",
+    "organization",
+    "published",
+    "ai_summary",
+    "ai_keywords",
+    "github_repo",
+    "project_page",
+)
+_COLUMNS = (
+    "key, arxiv_id, title_key, title, abstract, authors, author_count, organization, published,"
+    " featured, upvotes, comments, ai_summary, ai_keywords, github_repo, project_page"
+)
+_SELECT = f"SELECT id, {_COLUMNS}, first_seen, last_seen, changed, rev FROM papers"
+
+
+@dataclass(frozen=True, slots=True)
+class FetchState:
+    """What we remember of the last successful fetch of one URL (for conditional GET)."""
+
+    url: str
+    day: date | None
+    etag: str | None
+    last_modified: str | None
+    fetched_at: datetime
+    paper_count: int
+
+
+class Store:
+    """A connection to the store; use as a context manager, one per thread."""
+
+    def __init__(self, path: Path | str, *, clock: Clock = utcnow) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA busy_timeout = 10000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open the store {self.path}: {e}") from e
+        except OSError as e:
+            raise StorageError(f"cannot create the store {self.path}: {e.strerror}") from e
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version > len(MIGRATIONS):
+            raise StorageError(
+                f"the store {self.path} has schema version {version}, newer than this "
+                f"feedsync knows ({len(MIGRATIONS)}); upgrade feedsync"
+            )
+        for number in range(version + 1, len(MIGRATIONS) + 1):
+            with self._transaction():
+                for statement in _statements(MIGRATIONS[number - 1]):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number}")
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db, self.path)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def integrity_check(self) -> str:
+        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+    # -- papers ------------------------------------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        return int(self._db.execute("SELECT value FROM meta WHERE name = 'seq'").fetchone()[0])
+
+    def upsert(self, papers: Iterable[Paper]) -> UpsertCounts:
+        """Merge papers into the store in one transaction (see the module rules)."""
+        now = _iso(self._clock())
+        counts = UpsertCounts()
+        with self._transaction():
+            seq = self.seq + 1
+            for paper in papers:
+                counts += self._upsert_one(paper, now, seq)
+            self._db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
+        return counts
+
+    def _find(self, paper: Paper) -> sqlite3.Row | None:
+        db = self._db
+        if paper.arxiv_id:
+            row = db.execute(_SELECT + " WHERE arxiv_id = ?", (paper.arxiv_id,)).fetchone()
+            if row:
+                return row
+        row = db.execute(_SELECT + " WHERE key = ?", (paper.key,)).fetchone()
+        if row:
+            return row
+        tkey = title_key(paper.title)
+        if paper.arxiv_id:
+            # Only adopt a row that has no id yet: two papers with one title stay two.
+            sql = _SELECT + " WHERE title_key = ? AND arxiv_id IS NULL ORDER BY id DESC LIMIT 1"
+        else:
+            sql = _SELECT + " WHERE title_key = ? ORDER BY featured DESC, id DESC LIMIT 1"
+        row = db.execute(sql, (tkey,)).fetchone()
+        if row and normalize_title(row["title"]) == normalize_title(paper.title):
+            return row
+        return None
+
+    def _upsert_one(self, paper: Paper, now: str, seq: int) -> UpsertCounts:
+        row = self._find(paper)
+        incoming = _to_row(paper)
+        if row is None:
+            self._db.execute(
+                f"INSERT INTO papers ({_COLUMNS}, first_seen, last_seen, changed, rev, seq)"
+                " VALUES (" + ", ".join("?" * 16) + ", ?, ?, ?, 1, ?)",
+                (*incoming.values(), now, now, now, seq),
+            )
+            return UpsertCounts(new=1)
+        merged = _merge(dict(row), incoming, authoritative=paper.arxiv_id is not None)
+        changed = {k: v for k, v in merged.items() if row[k] != v}
+        if not changed:
+            self._db.execute("UPDATE papers SET last_seen = ? WHERE id = ?", (now, row["id"]))
+            return UpsertCounts(unchanged=1)
+        sets = dict(changed, last_seen=now, seq=seq)
+        revised = any(k in _DISPLAYED for k in changed)
+        assignments = ", ".join(f"{k} = ?" for k in sets)
+        if revised:
+            assignments += ", rev = rev + 1, changed = ?"
+        values = [*sets.values()] + ([now] if revised else [])
+        self._db.execute(f"UPDATE papers SET {assignments} WHERE id = ?", (*values, row["id"]))
+        return UpsertCounts(updated=1)
+
+    def get(self, key: str) -> StoredPaper | None:
+        """A paper by its key or its arXiv id."""
+        row = self._db.execute(_SELECT + " WHERE key = ? OR arxiv_id = ?", (key, key)).fetchone()
+        return _stored(row) if row else None
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+    def papers(self, *, since_seq: int = 0, limit: int | None = None) -> Iterator[StoredPaper]:
+        """Stored papers changed after ``since_seq``, newest first (featured day, arXiv date)."""
+        sql = _SELECT + " WHERE seq > ? ORDER BY featured DESC, published DESC, id DESC"
+        params: tuple[Any, ...] = (since_seq,)
+        if limit is not None:
+            sql += " LIMIT ?"
+            params += (limit,)
+        for row in self._db.execute(sql, params):
+            yield _stored(row)
+
+    def papers_by_id(self, ids: Sequence[int]) -> list[StoredPaper]:
+        """Papers for the given row ids, newest first."""
+        result: list[StoredPaper] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(_SELECT + f" WHERE id IN ({marks})", tuple(chunk))
+            result.extend(_stored(r) for r in rows)
+        result.sort(key=_newest_first, reverse=True)
+        return result
+
+    # -- fetch state -------------------------------------------------------------------------
+
+    def fetch_state(self, url: str) -> FetchState | None:
+        row = self._db.execute("SELECT * FROM fetches WHERE url = ?", (url,)).fetchone()
+        if row is None:
+            return None
+        return FetchState(
+            url=row["url"],
+            day=date.fromisoformat(row["day"]) if row["day"] else None,
+            etag=row["etag"],
+            last_modified=row["last_modified"],
+            fetched_at=datetime.fromisoformat(row["fetched_at"]),
+            paper_count=row["paper_count"],
+        )
+
+    def save_fetch(self, state: FetchState) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO fetches"
+                " (url, day, etag, last_modified, fetched_at, paper_count)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    state.url,
+                    state.day.isoformat() if state.day else None,
+                    state.etag,
+                    state.last_modified,
+                    _iso(state.fetched_at),
+                    state.paper_count,
+                ),
+            )
+
+    def fetched_days(self) -> set[date]:
+        rows = self._db.execute("SELECT DISTINCT day FROM fetches WHERE day IS NOT NULL")
+        return {date.fromisoformat(r[0]) for r in rows}
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; sqlite errors wrapped once."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db = db
+        self._path = path
+
+    def __enter__(self) -> None:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot write to the store {self._path}: {e}") from e
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as e:
+                self._db.execute("ROLLBACK")
+                raise StorageError(f"cannot write to the store {self._path}: {e}") from e
+            return
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StorageError(f"cannot write to the store {self._path}: {exc}") from exc
+
+
+def _statements(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _to_row(paper: Paper) -> dict[str, Any]:
+    return {
+        "key": paper.key,
+        "arxiv_id": paper.arxiv_id,
+        "title_key": title_key(paper.title),
+        "title": paper.title,
+        "abstract": paper.abstract,
+        "authors": json.dumps(list(paper.authors), ensure_ascii=False),
+        "author_count": paper.author_count,
+        "organization": paper.organization,
+        "published": _iso(paper.published) if paper.published else None,
+        "featured": paper.featured.isoformat() if paper.featured else None,
+        "upvotes": paper.upvotes,
+        "comments": paper.comments,
+        "ai_summary": paper.ai_summary,
+        "ai_keywords": json.dumps(list(paper.ai_keywords), ensure_ascii=False),
+        "github_repo": paper.github_repo,
+        "project_page": paper.project_page,
+    }
+
+
+_EMPTY = (None, "", "[]")
+
+
+def _merge(old: dict[str, Any], new: dict[str, Any], *, authoritative: bool) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for name, value in new.items():
+        current = old[name]
+        if name == "key":
+            merged[name] = current  # identity never changes
+        elif name in ("upvotes", "comments"):
+            merged[name] = max((v for v in (current, value) if v is not None), default=None)
+        elif name == "featured":
+            merged[name] = min((v for v in (current, value) if v is not None), default=None)
+        elif value in _EMPTY:
+            merged[name] = current
+        elif authoritative or current in _EMPTY:
+            merged[name] = value
+        else:
+            merged[name] = current
+    return merged
+
+
+def _stored(row: sqlite3.Row) -> StoredPaper:
+    paper = Paper(
+        key=row["key"],
+        arxiv_id=row["arxiv_id"],
+        title=row["title"],
+        abstract=row["abstract"],
+        authors=tuple(json.loads(row["authors"])),
+        author_count=row["author_count"],
+        organization=row["organization"],
+        published=datetime.fromisoformat(row["published"]) if row["published"] else None,
+        featured=date.fromisoformat(row["featured"]) if row["featured"] else None,
+        upvotes=row["upvotes"],
+        comments=row["comments"],
+        ai_summary=row["ai_summary"],
+        ai_keywords=tuple(json.loads(row["ai_keywords"])),
+        github_repo=row["github_repo"],
+        project_page=row["project_page"],
+    )
+    return StoredPaper(
+        paper=paper,
+        rowid=row["id"],
+        first_seen=datetime.fromisoformat(row["first_seen"]),
+        last_seen=datetime.fromisoformat(row["last_seen"]),
+        changed=datetime.fromisoformat(row["changed"]),
+        rev=row["rev"],
+    )
+
+
+def _newest_first(stored: StoredPaper) -> tuple[Any, ...]:
+    p = stored.paper
+    return (
+        p.featured or date.min,
+        p.published or datetime.min.replace(tzinfo=UTC),
+        stored.rowid,
+    )

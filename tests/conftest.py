@@ -1,0 +1,34 @@
+"""Shared fixtures: configs written to temporary directories, a clean environment."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_feedsync_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no FEEDSYNC_* variables from the developer's shell."""
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("FEEDSYNC_"):
+            monkeypatch.delenv(name)
+
+
+WriteConfig = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> WriteConfig:
+    """Write a TOML config (dedented) into tmp_path and return its path."""
+
+    def write(text: str = "", name: str = "feedsync.toml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write

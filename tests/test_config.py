@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feedsync.config import REDACTED, load_config
+from feedsync.errors import ConfigError
+from feedsync.tomlout import dumps
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MINIMAL = """
+    [topics.llm]
+    title = "LLMs"
+    query = "LLM"
+"""
+
+
+def problems(path: Path, env: dict[str, str] | None = None) -> list[tuple[str, str, str]]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, env or {})
+    return info.value.problems
+
+
+def test_example_and_demo_configs_are_valid() -> None:
+    example = load_config(ROOT / "config" / "feedsync.toml", {})
+    assert example.source.kind == "hf-api"
+    assert example.topics
+    demo = load_config(ROOT / "config" / "demo.toml", {})
+    assert demo.source.kind == "files"
+
+
+def test_defaults(write_config) -> None:
+    config = load_config(write_config(MINIMAL), {})
+    assert config.source.api_url == "https://huggingface.co"
+    assert config.source.days == 3
+    assert config.feeds.max_items == 50
+    assert config.zotero.api_url == "https://api.zotero.org"
+    assert config.zotero.collection == "feedsync"
+    assert config.schedule.cron == "7 * * * *"
+
+
+def test_relative_paths_resolve_against_the_config_directory(write_config, tmp_path) -> None:
+    path = write_config(
+        MINIMAL + 'data_dir = "state"\n[source]\nkind = "files"\npaths = ["in/*.json"]\n',
+    )
+    config = load_config(path, {})
+    assert config.data_dir == tmp_path / "state"
+    assert config.output_dir == tmp_path / "feeds"
+    assert config.source.paths == (str(tmp_path / "in" / "*.json"),)
+
+
+def test_environment_wins_over_the_file(write_config) -> None:
+    path = write_config("[source]\ndays = 2\n" + MINIMAL)
+    env = {
+        "FEEDSYNC_SOURCE__DAYS": "5",
+        "FEEDSYNC_TOPICS__LLM__TITLE": "Large models",
+        "FEEDSYNC_BASE_URL": "https://feeds.example.org/papers/",
+    }
+    config = load_config(path, env)
+    assert config.source.days == 5
+    assert config.topics["llm"].title == "Large models"
+    assert config.topics["llm"].query == "LLM"  # merged, not replaced
+    assert config.base_url == "https://feeds.example.org/papers"
+
+
+def test_config_path_from_environment(write_config) -> None:
+    path = write_config(MINIMAL, name="other.toml")
+    config = load_config(None, {"FEEDSYNC_CONFIG": str(path)})
+    assert config.config_path == path
+
+
+def test_unknown_keys_are_errors(write_config) -> None:
+    path = write_config(MINIMAL + "colour = 'blue'\n[source]\nkidn = 'files'\n")
+    found = {(key, why) for key, _, why in problems(path)}
+    assert ("colour", "unknown key") in found
+    assert ("source.kidn", "unknown key") in found
+
+
+def test_every_problem_is_listed_at_once(write_config) -> None:
+    path = write_config(
+        """
+        base_url = "feeds.example.org"
+        [source]
+        kind = "rss"
+        days = 0
+        [schedule]
+        cron = "61 * * * *"
+        timezone = "Mars/Olympus"
+        [topics."Bad Slug"]
+        title = "x"
+        query = "a"
+        [topics.empty]
+        title = "nothing selected"
+        """
+    )
+    keys = {key for key, _, _ in problems(path)}
+    assert {
+        "base_url",
+        "source.kind",
+        "source.days",
+        "schedule.cron",
+        "schedule.timezone",
+        "topics",
+        "topics.empty",
+    } <= keys
+
+
+def test_problem_names_the_environment_variable(write_config) -> None:
+    found = problems(write_config(MINIMAL), {"FEEDSYNC_SOURCE__DAYS": "many"})
+    assert found[0][0] == "source.days"
+    assert "FEEDSYNC_SOURCE__DAYS" in found[0][2]
+
+
+def test_query_syntax_error_names_topic_and_column(write_config) -> None:
+    path = write_config('[topics.llm]\ntitle = "x"\nquery = "(LLM OR agents"\n')
+    ((key, value, why),) = problems(path)
+    assert key == "topics.llm.query"
+    assert "column" in why
+
+
+def test_toml_syntax_error(write_config) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write_config("[source\nkind = 1"), {})
+
+
+def test_file_that_is_not_utf8(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(b'base_url = "http://caf\xe9"\n')
+    with pytest.raises(ConfigError, match="UTF-8|TOML"):
+        load_config(path, {})
+
+
+def test_directory_instead_of_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="directory"):
+        load_config(tmp_path, {})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no config file"):
+        load_config(tmp_path / "absent.toml", {})
+
+
+def test_zotero_key_from_file_and_redaction(write_config, tmp_path: Path) -> None:
+    (tmp_path / "key").write_text("s3cr3t-key\n")
+    path = write_config(
+        MINIMAL + '[zotero]\nenabled = true\nlibrary_id = "12345"\napi_key_file = "key"\n'
+    )
+    config = load_config(path, {})
+    assert config.zotero.key() == "s3cr3t-key"
+    shown = dumps(config.redacted())
+    assert "s3cr3t-key" not in shown
+    assert REDACTED in shown
+    assert "s3cr3t-key" not in repr(config)
+
+
+def test_zotero_key_from_environment(write_config) -> None:
+    path = write_config(MINIMAL + '[zotero]\nenabled = true\nlibrary_id = "12345"\n')
+    config = load_config(path, {"FEEDSYNC_ZOTERO__API_KEY": "env-key"})
+    assert config.zotero.key() == "env-key"
+
+
+def test_zotero_enabled_needs_id_and_key(write_config) -> None:
+    found = problems(write_config(MINIMAL + "[zotero]\nenabled = true\n"))
+    assert found[0][0] == "zotero"
+    assert "library_id" in found[0][2]
+
+
+def test_zotero_missing_key_file(write_config) -> None:
+    path = write_config(
+        MINIMAL + '[zotero]\nenabled = true\nlibrary_id = "1"\napi_key_file = "nope"\n'
+    )
+    ((key, _, why),) = problems(path)
+    assert key == "zotero.api_key_file"
+
+
+def test_secret_values_never_appear_in_problems(write_config) -> None:
+    path = write_config(MINIMAL + '[zotero]\napi_key = ["not", "a", "string"]\n')
+    ((key, value, _),) = problems(path)
+    assert key == "zotero.api_key"
+    assert value == REDACTED
+
+
+@pytest.mark.parametrize("slug", ["all", "index", "-x", "UPPER", "a/b", "x" * 65])
+def test_bad_slugs(write_config, slug: str) -> None:
+    path = write_config(f'[topics."{slug}"]\ntitle = "t"\nquery = "q"\n')
+    assert problems(path)[0][0] == "topics"
+
+
+def test_files_source_needs_paths(write_config) -> None:
+    found = problems(write_config(MINIMAL + '[source]\nkind = "files"\n'))
+    assert found[0][0] == "source"
