@@ -37,7 +37,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 from pydantic_settings.exceptions import SettingsError
-from pydantic_settings.sources import parse_env_vars
+from pydantic_settings.sources.utils import parse_env_vars
 
 from feedsync import cron
 from feedsync.errors import ConfigError

@@ -1,0 +1,255 @@
+"""The SQLite store: migrations, upsert rules, fetch state, consistency."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from feedsync.errors import StorageError
+from feedsync.models import Paper
+from feedsync.store import MIGRATIONS, FetchState, Store
+from feedsync.text import title_key
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 6, 8, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def tick(self, hours: int = 1) -> None:
+        self.now += timedelta(hours=hours)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Store:
+    with Store(tmp_path / "data" / "feedsync.sqlite3", clock=clock) as s:
+        yield s
+
+
+def api_paper(arxiv_id: str = "2603.01234", **changes: object) -> Paper:
+    base = Paper(
+        key=arxiv_id,
+        arxiv_id=arxiv_id,
+        title="Lattice Sketches for Sparse Planning",
+        abstract="We study a made-up planner.",
+        authors=("Ana Ruiz", "Bo Chen"),
+        author_count=2,
+        organization="Example Lab",
+        published=datetime(2026, 3, 4, 17, 59, 2, tzinfo=UTC),
+        featured=date(2026, 3, 6),
+        upvotes=5,
+        comments=1,
+    )
+    return base.replace(**changes)
+
+
+def text_paper(title: str = "Lattice Sketches for Sparse Planning", **changes: object) -> Paper:
+    base = Paper(
+        key=title_key(title),
+        title=title,
+        abstract="We study a made-up planner.",
+        author_count=2,
+        featured=date(2026, 3, 6),
+        upvotes=3,
+    )
+    return base.replace(**changes)
+
+
+def test_fresh_store_is_migrated_with_wal(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite3") as s:
+        assert s.schema_version == len(MIGRATIONS)
+        assert s.integrity_check() == "ok"
+    db = sqlite3.connect(tmp_path / "s.sqlite3")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Store(path) as s:
+        s.upsert([api_paper()])
+    with Store(path) as s:
+        assert s.count() == 1
+
+
+def test_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    db.close()
+    with pytest.raises(StorageError, match="newer than this feedsync"):
+        Store(path)
+
+
+def test_not_a_database_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StorageError, match="cannot open the store"):
+        Store(path)
+
+
+def test_new_then_unchanged_then_updated(store: Store, clock: Clock) -> None:
+    counts = store.upsert([api_paper()])
+    assert (counts.new, counts.updated, counts.unchanged) == (1, 0, 0)
+    clock.tick()
+    assert store.upsert([api_paper()]).unchanged == 1
+    clock.tick()
+    assert store.upsert([api_paper(upvotes=9, comments=4)]).updated == 1
+    stored = store.get("2603.01234")
+    assert stored is not None
+    assert stored.paper.upvotes == 9
+    assert stored.paper.comments == 4
+    assert stored.first_seen == datetime(2026, 3, 6, 8, tzinfo=UTC)
+    assert stored.last_seen == datetime(2026, 3, 6, 10, tzinfo=UTC)
+    # Only counts changed: no revision of the feed entry.
+    assert stored.rev == 1
+    assert stored.changed == stored.first_seen
+
+
+def test_counts_never_go_down(store: Store) -> None:
+    store.upsert([api_paper(upvotes=20, comments=3)])
+    store.upsert([api_paper(upvotes=4, comments=None)])
+    stored = store.get("2603.01234")
+    assert stored is not None
+    assert (stored.paper.upvotes, stored.paper.comments) == (20, 3)
+
+
+def test_displayed_change_is_a_revision(store: Store, clock: Clock) -> None:
+    store.upsert([api_paper()])
+    clock.tick()
+    store.upsert([api_paper(title="Lattice Sketches for Sparse Planning (v2)")])
+    stored = store.get("2603.01234")
+    assert stored is not None
+    assert stored.rev == 2
+    assert stored.changed == clock.now
+    assert stored.paper.title.endswith("(v2)")
+
+
+def test_text_then_api_is_one_paper_with_the_first_key(store: Store) -> None:
+    store.upsert([text_paper("Lattice  sketches for SPARSE planning")])
+    counts = store.upsert([api_paper()])
+    assert counts.updated == 1 and counts.new == 0
+    assert store.count() == 1
+    stored = store.get("2603.01234")
+    assert stored is not None
+    # The key is the feed entry's identity: it never changes once given out.
+    assert stored.paper.key == title_key("Lattice sketches for sparse planning")
+    assert stored.paper.arxiv_id == "2603.01234"
+    assert stored.paper.authors == ("Ana Ruiz", "Bo Chen")
+
+
+def test_api_then_text_only_fills_empty_fields(store: Store) -> None:
+    store.upsert([api_paper(organization=None)])
+    store.upsert([text_paper(abstract="A different abstract.", organization="Other Lab")])
+    assert store.count() == 1
+    stored = store.get("2603.01234")
+    assert stored is not None
+    assert stored.paper.abstract == "We study a made-up planner."
+    assert stored.paper.organization == "Other Lab"
+    assert stored.paper.key == "2603.01234"
+
+
+def test_two_api_papers_with_one_title_stay_two(store: Store) -> None:
+    store.upsert([api_paper("2603.00001"), api_paper("2603.00002")])
+    assert store.count() == 2
+
+
+def test_first_featured_day_is_kept(store: Store) -> None:
+    store.upsert([api_paper(featured=date(2026, 3, 6))])
+    store.upsert([api_paper(featured=date(2026, 3, 9))])
+    stored = store.get("2603.01234")
+    assert stored is not None and stored.paper.featured == date(2026, 3, 6)
+
+
+def test_nothing_is_deleted_when_a_day_shrinks(store: Store) -> None:
+    store.upsert([api_paper("2603.00001"), api_paper("2603.00002", title="Another One")])
+    store.upsert([api_paper("2603.00001")])
+    assert store.count() == 2
+
+
+def test_seq_tracks_what_changed(store: Store) -> None:
+    store.upsert([api_paper("2603.00001")])
+    mark = store.seq
+    store.upsert([api_paper("2603.00001"), api_paper("2603.00002", title="Another One")])
+    changed = [s.paper.key for s in store.papers(since_seq=mark)]
+    assert changed == ["2603.00002"]
+    assert store.seq == mark + 1
+
+
+def test_papers_are_newest_first(store: Store) -> None:
+    store.upsert(
+        [
+            api_paper("2603.00001", featured=date(2026, 3, 5)),
+            api_paper("2603.00002", title="B", featured=date(2026, 3, 6)),
+            api_paper("2603.00003", title="C", featured=date(2026, 3, 6),
+                      published=datetime(2026, 3, 5, tzinfo=UTC)),
+        ]
+    )
+    assert [s.paper.key for s in store.papers()] == ["2603.00003", "2603.00002", "2603.00001"]
+    rows = store.papers_by_id([s.rowid for s in store.papers()][::-1])
+    assert [s.paper.key for s in rows] == ["2603.00003", "2603.00002", "2603.00001"]
+
+
+def test_round_trip_keeps_every_field(store: Store) -> None:
+    paper = api_paper(
+        ai_summary="One line.",
+        ai_keywords=("routing", "sparsity"),
+        github_repo="https://github.com/example/x",
+        project_page="https://example.org/x",
+        authors=("Zoë Ñandú", "李 雷"),
+    )
+    store.upsert([paper])
+    stored = store.get(paper.key)
+    assert stored is not None and stored.paper == paper
+
+
+def test_failed_upsert_leaves_the_store_as_it_was(store: Store) -> None:
+    store.upsert([api_paper("2603.00001")])
+    seq = store.seq
+
+    def broken() -> object:
+        yield api_paper("2603.00002", title="Two")
+        raise RuntimeError("the parser died half way")
+
+    with pytest.raises(RuntimeError):
+        store.upsert(broken())  # type: ignore[arg-type]
+    assert store.count() == 1
+    assert store.seq == seq
+    assert store.integrity_check() == "ok"
+
+
+def test_fetch_state_round_trip(store: Store) -> None:
+    url = "http://127.0.0.1/api/daily_papers?date=2026-03-06&limit=100"
+    assert store.fetch_state(url) is None
+    state = FetchState(url, date(2026, 3, 6), '"abc"', "Fri, 06 Mar 2026 08:00:00 GMT",
+                       datetime(2026, 3, 6, 8, tzinfo=UTC), 12)
+    store.save_fetch(state)
+    assert store.fetch_state(url) == state
+    assert store.fetched_days() == {date(2026, 3, 6)}
+
+
+def test_locked_database_gives_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Store(path) as s:
+        s._db.execute("PRAGMA busy_timeout = 50")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StorageError, match="cannot write"):
+                s.upsert([api_paper()])
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert s.count() == 0
