@@ -1,0 +1,112 @@
+"""The HTTP client against the fake HF API: retries, Retry-After, conditional GET, limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+
+import pytest
+
+from feedsync.errors import FetchError
+from feedsync.fetch import USER_AGENT, HttpClient
+from tests.fakes.hf_api import FakeHF
+from tests.fakes.hf_data import entry
+
+DAY = date(2026, 3, 6)
+
+
+@pytest.fixture
+def hf() -> Iterator[FakeHF]:
+    with FakeHF() as fake:
+        fake.set_day(DAY, [entry("2603.01234", "Lattice Sketches", DAY)])
+        yield fake
+
+
+class Sleeps(list[float]):
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+def client(**kw: object) -> tuple[HttpClient, Sleeps]:
+    sleeps = Sleeps()
+    http = HttpClient(timeout=2, retries=3, backoff=0.5, sleep=sleeps, jitter=lambda: 1.0, **kw)  # type: ignore[arg-type]
+    return http, sleeps
+
+
+def url(hf: FakeHF) -> str:
+    return f"{hf.url}/api/daily_papers?date={DAY}&limit=100"
+
+
+def test_get_sends_user_agent_and_returns_validators(hf: FakeHF) -> None:
+    http, _ = client()
+    with http:
+        r = http.get(url(hf))
+    assert r.status == 200 and b"2603.01234" in r.content
+    assert r.etag and r.last_modified
+    assert hf.requests[0].headers["user-agent"] == USER_AGENT
+    assert USER_AGENT.startswith("feedsync/")
+
+
+def test_conditional_get_gives_304(hf: FakeHF) -> None:
+    http, _ = client()
+    with http:
+        first = http.get(url(hf))
+        second = http.get(url(hf), etag=first.etag, last_modified=first.last_modified)
+    assert second.not_modified and second.content == b""
+    assert [r.status for r in hf.requests] == [200, 304]
+
+
+@pytest.mark.parametrize("kind", ["500", "503", "reset", "truncate"])
+def test_transient_faults_are_retried_with_backoff(hf: FakeHF, kind: str) -> None:
+    hf.fault(kind, times=2)
+    http, sleeps = client()
+    with http:
+        r = http.get(url(hf))
+    assert r.status == 200
+    assert sleeps == [0.5, 1.0]  # exponential: base * 2^attempt (jitter pinned to 1)
+    assert http.requests == 3
+
+
+def test_retry_after_is_honoured(hf: FakeHF) -> None:
+    hf.fault("429", retry_after=7)
+    http, sleeps = client()
+    with http:
+        assert http.get(url(hf)).status == 200
+    assert sleeps == [7.0]
+
+
+def test_gives_up_after_retries_with_a_clear_error(hf: FakeHF) -> None:
+    hf.fault("503", times=10)
+    http, sleeps = client()
+    with http, pytest.raises(FetchError, match=r"HTTP 503, gave up after 4 attempts \(http://127"):
+        http.get(url(hf))
+    assert len(sleeps) == 3
+
+
+def test_client_errors_are_not_retried(hf: FakeHF) -> None:
+    http, sleeps = client()
+    with http, pytest.raises(FetchError, match="HTTP 400"):
+        http.get(f"{hf.url}/api/daily_papers?date=2026-13-40&limit=100")
+    assert sleeps == []
+
+
+def test_timeout_is_a_fetch_error(hf: FakeHF) -> None:
+    hf.fault("slow", delay=0.8, times=5)
+    sleeps = Sleeps()
+    with HttpClient(timeout=0.3, retries=1, backoff=0.01, sleep=sleeps) as http:
+        with pytest.raises(FetchError, match="timed out"):
+            http.get(url(hf))
+
+
+def test_unreachable_server_is_a_fetch_error() -> None:
+    http, _ = client()
+    with http, pytest.raises(FetchError, match="connection failed"):
+        http.get("http://127.0.0.1:9/api/daily_papers?date=2026-03-06&limit=100")
+
+
+def test_absurd_retry_after_fails_instead_of_hanging(hf: FakeHF) -> None:
+    hf.fault("429", retry_after=86400)
+    http, sleeps = client()
+    with http, pytest.raises(FetchError, match="asks to wait 86400 s"):
+        http.get(url(hf))
+    assert sleeps == []
