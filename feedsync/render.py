@@ -1,0 +1,379 @@
+"""Render stored papers into RSS 2.0, Atom 1.0 and OPML 2.0 bytes: pure, no I/O, no clock.
+
+The same input always gives the same bytes, so the publisher can skip unchanged files and
+readers keep their ETag. Rule order for every entry:
+
+1. Every string is made XML-safe (``xml_safe``) and single-line fields are collapsed
+   before feedgen sees it: one NUL in one abstract must not break the whole feed.
+2. Ids are per-topic tag URIs (``tag:<host>,2026:<slug>/<key>``, RFC 4151), because
+   newsboat and Zotero treat ids globally and would hide a paper listed in two topics.
+   They never contain a title, a date or an arXiv version.
+3. Dates come from the data: published = featured day (00:00 UTC), else the arXiv date,
+   else first seen; updated = max(published, changed), and ``changed`` only moves when a
+   displayed field changes. The feed's date is the newest entry's, or the epoch if empty.
+4. Entries have exactly one link (arXiv abstract, else a Hugging Face search), because
+   feedgen drops ``rel`` on extra Atom entry links (feedgen #135).
+5. Live counts (upvotes, comments) are never rendered: they would re-flag entries unread.
+6. The entry HTML is built with ``html.escape`` from escaped parts only, and only http(s)
+   URLs become links.
+
+RSS and Atom use separate FeedGenerators, so each gets its own ``rel="self"`` link and the
+RSS channel ``<link>`` (feedgen takes the last link added) is the HTML page.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+from urllib.parse import quote, quote_plus, urlsplit
+
+from feedgen.feed import FeedGenerator
+from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # lxml ships no stubs
+
+from feedsync.models import Paper, StoredPaper
+from feedsync.text import collapse, xml_safe
+
+# The date part of every entry id. RFC 4151: a tag's date pins who owned the authority
+# name when the tag was minted. It is part of every id, so it must never change.
+TAG_DATE = "2026"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+HF_SEARCH = "https://huggingface.co/papers?q="
+OPML_DOCS = "http://opml.org/spec2.opml"
+UNKNOWN_AUTHORS = "Unknown authors"
+UNTITLED = "Untitled paper"
+GENERATOR = "feedsync"  # no version: an upgrade alone must not rewrite every feed
+
+_BLANK_LINES = re.compile(r"\n\s*\n")
+# DEL and the C1 controls (NEL aside, which is whitespace) are legal XML but discouraged
+# (XML 1.0 §2.2), and feedparser reads them as cp1252 ("\x80" shows as "€"). In a paper
+# they can only be mojibake, so they go too.
+_CONTROLS = re.compile("[\x7f-\x84\x86-\x9f]")
+_NOT_IN_URL = re.compile(r"[\s\x7f-\x9f]")
+# Characters a tag URI's specific part may hold unescaped (RFC 4151 pchar, plus "/").
+_TAG_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """What one topic feed is called and where it lives.
+
+    ``base_url`` is the public URL of the output directory; a trailing slash is dropped.
+    ``html_url`` defaults to the topic's section of the index page.
+    ``tag_authority`` is the host in entry ids; it defaults to ``base_url``'s host and
+    should be pinned in config before moving the feeds to another host, since ids must
+    not change when feeds are relocated (RFC 4287 §4.2.6).
+    """
+
+    slug: str
+    title: str
+    description: str
+    base_url: str
+    ttl: int
+    html_url: str | None = None
+    tag_authority: str | None = None
+
+    def __post_init__(self) -> None:
+        # Frozen, so normalize once here: str() also accepts pydantic's HttpUrl, which
+        # ends in "/", and every derived URL then has exactly one slash.
+        object.__setattr__(self, "base_url", str(self.base_url).rstrip("/"))
+        if http_url(self.base_url) is None:
+            raise ValueError(f"base_url must be an absolute http(s) URL, not {self.base_url!r}")
+        if not self.slug or self.slug.startswith(".") or any(c in self.slug for c in "/\\\x00"):
+            raise ValueError(f"slug {self.slug!r} cannot be a file name")
+        if self.html_url is None:
+            object.__setattr__(self, "html_url", f"{self.base_url}/index.html#{self.slug}")
+        elif http_url(self.html_url) is None:
+            raise ValueError(f"html_url must be an absolute http(s) URL, not {self.html_url!r}")
+
+    @property
+    def rss_url(self) -> str:
+        return f"{self.base_url}/{self.slug}.rss"
+
+    @property
+    def atom_url(self) -> str:
+        return f"{self.base_url}/{self.slug}.atom"
+
+    @property
+    def page_url(self) -> str:
+        """``html_url`` as a plain str: the page a reader's "open website" goes to."""
+        return self.html_url or self.base_url
+
+    @property
+    def authority(self) -> str:
+        return self.tag_authority or urlsplit(self.base_url).hostname or "localhost"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """One paper, cleaned and decided once; only the id and first category vary by topic."""
+
+    key: str  # the paper's key, escaped for a tag URI
+    title: str
+    link: str
+    published: datetime
+    updated: datetime
+    authors: tuple[str, ...]
+    keywords: tuple[str, ...]
+    summary: str
+    html: str
+    pdf_url: str | None
+    doi: str | None
+
+
+# --- small pure helpers, shared with pages.py ---------------------------------------------
+
+
+def _safe(text: str) -> str:
+    return _CONTROLS.sub("", xml_safe(text))
+
+
+def clean(text: str | None) -> str:
+    """A single-line field as any output shows it: XML-safe, no controls, one-line.
+
+    Titles round-trip exactly as ``clean(title)`` (or ``UNTITLED`` when that is empty).
+    """
+    return collapse(_safe(text)) if text else ""
+
+
+def paragraphs(text: str | None) -> list[str]:
+    """The paragraphs of a multi-line field (abstracts): blank lines split, hard wraps join."""
+    if not text:
+        return []
+    return [p for p in (clean(part) for part in _BLANK_LINES.split(_safe(text))) if p]
+
+
+def http_url(value: str | None) -> str | None:
+    """``value`` if it is an absolute http(s) URL without whitespace, else None.
+
+    Everything else (``javascript:``, ``data:``, relative paths) is never linked.
+    """
+    if not value:
+        return None
+    url = xml_safe(value).strip()
+    if not url or _NOT_IN_URL.search(url):
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    return url
+
+
+def paper_link(paper: Paper) -> str:
+    """The one link of an entry: the arXiv abstract, else a Hugging Face papers search."""
+    return paper.url or HF_SEARCH + quote_plus(clean(paper.title) or UNTITLED)
+
+
+def _tag_part(text: str) -> str:
+    return quote(xml_safe(text), safe=_TAG_SAFE)
+
+
+def _tag(spec: FeedSpec, key: str) -> str:
+    return f"tag:{spec.authority},{TAG_DATE}:{_tag_part(spec.slug)}/{key}"
+
+
+def entry_id(spec: FeedSpec, paper: Paper) -> str:
+    """The per-topic entry id, e.g. ``tag:feeds.example.org,2026:llm/2603.01234``."""
+    return _tag(spec, _tag_part(paper.key))
+
+
+def author_names(paper: Paper) -> tuple[str, ...]:
+    """The authors as shown: cleaned, empty names dropped."""
+    return tuple(n for n in (clean(a) for a in paper.authors) if n)
+
+
+def _utc(moment: datetime) -> datetime:
+    # Naive values should not exist (models.py), but a naive one must not crash feedgen.
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).replace(microsecond=0)
+
+
+def published_at(stored: StoredPaper) -> datetime:
+    """Featured day at 00:00 UTC, else the arXiv date, else when feedsync first saw it."""
+    paper = stored.paper
+    if paper.featured is not None:
+        return datetime.combine(paper.featured, time(0, 0), tzinfo=UTC)
+    return _utc(paper.published or stored.first_seen)
+
+
+def updated_at(stored: StoredPaper) -> datetime:
+    return max(published_at(stored), _utc(stored.changed))
+
+
+def featured_day(stored: StoredPaper) -> date:
+    """The day shown for a paper in listings."""
+    return published_at(stored).date()
+
+
+def _unique(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v))
+
+
+# --- entry HTML -----------------------------------------------------------------------------
+
+
+def _a(url: str, label: str) -> str:
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(label)}</a>'
+
+
+def _links(paper: Paper) -> list[str]:
+    candidates = [
+        ("Hugging Face", paper.hf_url or paper_link(paper)),
+        ("arXiv", paper.url),
+        ("PDF", paper.pdf_url),
+        ("Code", paper.github_repo),
+        ("Project page", paper.project_page),
+    ]
+    return [_a(url, label) for label, raw in candidates if (url := http_url(raw))]
+
+
+def _entry_html(paper: Paper, abstract: Sequence[str], names: Sequence[str]) -> str:
+    """The entry body: abstract, labelled AI summary, authors, organization, links.
+
+    Every piece of input goes through ``html.escape``; the markup is ours alone.
+    """
+    parts = [f"<p>{html.escape(p)}</p>" for p in abstract]
+    if not parts:
+        parts.append("<p><em>No abstract available.</em></p>")
+    if summary := clean(paper.ai_summary):
+        parts.append(f"<p><strong>AI-generated summary:</strong> {html.escape(summary)}</p>")
+    if names:
+        more = " et al." if (paper.author_count or 0) > len(names) else ""
+        parts.append(f"<p><strong>Authors:</strong> {html.escape(', '.join(names))}{more}</p>")
+    if org := clean(paper.organization):
+        parts.append(f"<p><strong>Organization:</strong> {html.escape(org)}</p>")
+    if links := _links(paper):
+        parts.append(f"<p>{' · '.join(links)}</p>")
+    return "\n".join(parts)
+
+
+# A paper sits in several topics and in both formats; cleaning it once per run is most of
+# the rendering time saved. Pure function of a frozen value, so the cache cannot go stale.
+@functools.lru_cache(maxsize=2048)
+def _prepare(stored: StoredPaper) -> _Entry:
+    paper = stored.paper
+    published = published_at(stored)
+    abstract = paragraphs(paper.abstract)
+    names = author_names(paper)
+    # Readers need a name per entry: the organization, else a placeholder.
+    credited = names or (clean(paper.organization) or UNKNOWN_AUTHORS,)
+    return _Entry(
+        key=_tag_part(paper.key),
+        title=clean(paper.title) or UNTITLED,
+        link=paper_link(paper),
+        published=published,
+        updated=updated_at(stored),
+        authors=credited,
+        keywords=tuple(clean(k) for k in paper.ai_keywords),
+        summary="\n\n".join(abstract) or clean(paper.ai_summary),
+        html=_entry_html(paper, abstract, names),
+        pdf_url=http_url(paper.pdf_url),
+        doi=clean(paper.doi) or None,
+    )
+
+
+# --- feeds ----------------------------------------------------------------------------------
+
+
+def _feed(
+    spec: FeedSpec, entries: Sequence[_Entry], self_url: str, self_type: str
+) -> FeedGenerator:
+    fg = FeedGenerator()
+    title = clean(spec.title) or clean(spec.slug)
+    fg.id(spec.atom_url)
+    fg.title(title)
+    # RSS requires a description; the title is a better fallback than nothing.
+    fg.description(clean(spec.description) or title)
+    fg.author(name=GENERATOR)
+    fg.generator(GENERATOR)
+    fg.language("en")
+    fg.ttl(spec.ttl)
+    # Self first, alternate last: feedgen makes the last link the RSS channel <link>.
+    fg.link(href=self_url, rel="self", type=self_type)
+    fg.link(href=spec.page_url, rel="alternate", type="text/html")
+    fg.updated(max((e.updated for e in entries), default=EPOCH))
+    return fg
+
+
+def _base_entry(fg: FeedGenerator, spec: FeedSpec, entry: _Entry) -> Any:
+    # feedgen is untyped: FeedGenerator and FeedEntry are Any to mypy.
+    fe = fg.add_entry(order="append")
+    fe.id(_tag(spec, entry.key))  # id only: RSS guid gets isPermaLink="false"
+    fe.title(entry.title)
+    fe.link(href=entry.link, rel="alternate")
+    fe.published(entry.published)
+    fe.updated(entry.updated)
+    fe.category([{"term": term} for term in _unique((clean(spec.slug), *entry.keywords))])
+    return fe
+
+
+def render_rss(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:
+    """RSS 2.0 for one topic; ``papers`` are newest first and stay in that order."""
+    entries = [_prepare(p) for p in papers]
+    fg = _feed(spec, entries, spec.rss_url, "application/rss+xml")
+    # RSS <author> needs an email address; dc:creator carries bare names.
+    fg.load_extension("dc", atom=False, rss=True)
+    for entry in entries:
+        fe = _base_entry(fg, spec, entry)
+        fe.description(entry.html)
+        if entry.pdf_url:
+            fe.enclosure(entry.pdf_url, 0, "application/pdf")
+        dc = fe.dc
+        for name in entry.authors:
+            dc.dc_creator(name)
+        if entry.doi:
+            dc.dc_identifier(entry.doi)
+    data: bytes = fg.rss_str(pretty=True)
+    return data
+
+
+def render_atom(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:
+    """Atom 1.0 for one topic; ``papers`` are newest first and stay in that order."""
+    entries = [_prepare(p) for p in papers]
+    fg = _feed(spec, entries, spec.atom_url, "application/atom+xml")
+    for entry in entries:
+        fe = _base_entry(fg, spec, entry)
+        # No dc extension here: feedparser would list every author twice.
+        for name in entry.authors:
+            fe.author(name=name)
+        if entry.summary:
+            fe.summary(entry.summary)
+        fe.content(entry.html, type="html")
+    data: bytes = fg.atom_str(pretty=True)
+    return data
+
+
+def render_opml(specs: Sequence[FeedSpec], *, title: str, base_url: str) -> bytes:
+    """OPML 2.0 listing every topic once, by its RSS URL.
+
+    One outline per topic, not two: importing both the RSS and the Atom URL would
+    subscribe readers to every paper twice. ``type="rss"`` is what OPML uses for any feed;
+    the Atom URLs are on the index page. ``base_url`` gives ``ownerId``, the page that
+    describes these feeds. No ``dateCreated``: it would change the bytes on every run.
+    """
+    root = etree.Element("opml", version="2.0")
+    head = etree.SubElement(root, "head")
+    etree.SubElement(head, "title").text = clean(title) or GENERATOR
+    etree.SubElement(head, "docs").text = OPML_DOCS
+    if owner := http_url(str(base_url).rstrip("/") + "/index.html"):
+        etree.SubElement(head, "ownerId").text = owner
+    body = etree.SubElement(root, "body")
+    for spec in specs:
+        name = clean(spec.title) or clean(spec.slug)
+        outline = etree.SubElement(body, "outline")
+        outline.set("type", "rss")
+        outline.set("text", name)
+        outline.set("title", name)
+        if description := clean(spec.description):
+            outline.set("description", description)
+        outline.set("xmlUrl", xml_safe(spec.rss_url))
+        outline.set("htmlUrl", xml_safe(spec.page_url))
+    data: bytes = etree.tostring(root, encoding="UTF-8", xml_declaration=True, pretty_print=True)
+    return data
