@@ -207,6 +207,137 @@ def import_(
     )
 
 
+@cli.command()
+@_config_option
+@click.option("--offline", is_flag=True, help="Do not fetch; render and publish from the store.")
+@click.option("--refresh", is_flag=True, help="Refetch even what the server says is unchanged.")
+@click.pass_context
+def run(ctx: click.Context, config_path: Path | None, offline: bool, refresh: bool) -> None:
+    """Run one pass: fetch the digest, store it, match topics, publish the feeds.
+
+    Exits 0 on success; 1 when a stage failed (the feeds were still published from what
+    is stored); 2 on a bad config; 3 when the store cannot be used.
+    """
+    from feedsync.pipeline import run as run_pass
+
+    config = load(ctx, config_path)
+    report = run_pass(config, offline=offline, refresh=refresh)
+    _print_report(config, report)
+    ctx.exit(report.exit_code)
+
+
+@cli.command()
+@_config_option
+@click.option("--since", type=DATE, required=True, help="First featured day to fetch.")
+@click.option("--until", type=DATE, help="Last featured day to fetch (default: today).")
+@click.option("--refresh", is_flag=True, help="Refetch days that are already stored.")
+@click.pass_context
+def backfill(
+    ctx: click.Context, config_path: Path | None, since: date, until: date | None, refresh: bool
+) -> None:
+    """Fetch every featured day from --since to --until, then publish the feeds.
+
+    Days already fetched are skipped unless --refresh, so an interrupted backfill resumes
+    where it stopped. Shows a progress bar on a terminal.
+    """
+    from datetime import UTC, datetime
+
+    from feedsync.pipeline import run as run_pass
+    from feedsync.sources import day_range
+
+    config = load(ctx, config_path)
+    days = day_range(since, until or datetime.now(UTC).date())
+    if config.source.kind == "files":
+        click.echo("feedsync: [source] kind is \"files\": importing every file, not days", err=True)
+    with _progress(len(days), "backfill") as step:
+        report = run_pass(
+            config, days=days, refresh=refresh, skip_fetched=not refresh, progress=step
+        )
+    _print_report(config, report)
+    ctx.exit(report.exit_code)
+
+
+@cli.command()
+@click.argument("topic", required=False)
+@click.option("--query", "-q", "query_text", help="Try a query instead of a configured topic.")
+@click.option("--limit", "-n", default=20, show_default=True, help="How many papers to list.")
+@_config_option
+@click.pass_context
+def preview(
+    ctx: click.Context, topic: str | None, query_text: str | None, limit: int,
+    config_path: Path | None,
+) -> None:
+    """List the stored papers that TOPIC (or --query) matches, newest first.
+
+    Each paper is shown with the terms that matched, so a query can be tuned before
+    anyone subscribes to it. Nothing is fetched or written.
+    """
+    from feedsync.errors import InputError
+    from feedsync.preview import preview as run_preview
+
+    if (topic is None) == (query_text is None):
+        raise InputError("give a TOPIC or --query 'QUERY' (one of them)")
+    config = load(ctx, config_path)
+    for line in run_preview(config, topic=topic, query=query_text, limit=limit):
+        click.echo(line)
+
+
+class _Step:
+    """A progress callback that advances a click progress bar (or does nothing)."""
+
+    def __init__(self, bar: Any) -> None:
+        self._bar = bar
+
+    def __call__(self, label: str) -> None:
+        if self._bar is not None:
+            self._bar.label = label
+            self._bar.update(1)
+
+
+class _progress:  # noqa: N801 - used like a function in a with statement
+    def __init__(self, total: int, label: str) -> None:
+        self._bar = (
+            click.progressbar(length=total, label=label, file=sys.stderr)
+            if sys.stderr.isatty()
+            else None
+        )
+
+    def __enter__(self) -> _Step:
+        if self._bar is not None:
+            self._bar.__enter__()
+        return _Step(self._bar)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+
+def _print_report(config: Config, report: Any) -> None:
+    source = report.source
+    if source is not None:
+        line = (
+            f"fetched {source.units} unit(s) ({source.not_modified} unchanged"
+            + (f", {source.skipped} already stored" if source.skipped else "")
+            + f", {source.requests} requests): {source.papers} papers, "
+            f"{source.counts.new} new, {source.counts.updated} updated"
+        )
+        click.echo(line)
+    if report.topics:
+        parts = [f"{slug} {t.matches} (+{t.new})" for slug, t in report.topics.items()]
+        click.echo("topics: " + ", ".join(parts))
+    if report.zotero:
+        click.echo("zotero: " + ", ".join(f"{k} {v}" for k, v in report.zotero.items()))
+    published = report.published
+    if published is not None:
+        click.echo(
+            f"files: {len(published.written)} written, {len(published.unchanged)} unchanged, "
+            f"{len(published.removed)} removed in {config.output_dir}"
+        )
+        click.echo(f"open {config.output_dir / 'index.html'} or run `feedsync serve` to read them")
+    for failure in report.failures:
+        click.echo(f"feedsync: failed: {failure}", err=True)
+
+
 @cli.command("check-config")
 @_config_option
 @click.pass_context

@@ -314,7 +314,8 @@ def load_config(
 def _resolve_paths(config: Config, base: Path) -> Config:
     def resolve(p: Path) -> Path:
         p = p.expanduser()
-        return p if p.is_absolute() else base / p
+        # normpath, not resolve(): "../data" reads as the user wrote it, symlinks kept.
+        return Path(os.path.normpath(p if p.is_absolute() else base / p))
 
     source = config.source.model_copy(
         update={"paths": tuple(str(resolve(Path(p))) for p in config.source.paths)}

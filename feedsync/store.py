@@ -70,7 +70,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX papers_title_key ON papers (title_key);
     CREATE INDEX papers_newest ON papers (featured DESC, published DESC);
     CREATE INDEX papers_seq ON papers (seq);
-    CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (name, value) VALUES ('seq', 0);
     CREATE TABLE fetches (
         url TEXT PRIMARY KEY,
@@ -81,6 +81,26 @@ MIGRATIONS: tuple[str, ...] = (
         paper_count INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX fetches_day ON fetches (day);
+    CREATE TABLE topics (
+        slug TEXT PRIMARY KEY,
+        signature TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        rendered TEXT
+    ) WITHOUT ROWID;
+    CREATE TABLE matches (
+        slug TEXT NOT NULL REFERENCES topics (slug) ON DELETE CASCADE,
+        paper_id INTEGER NOT NULL REFERENCES papers (id),
+        PRIMARY KEY (slug, paper_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE published (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL) WITHOUT ROWID;
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started TEXT NOT NULL,
+        finished TEXT,
+        result TEXT NOT NULL,
+        report TEXT NOT NULL DEFAULT '{}',
+        error TEXT
+    );
     """,
 )
 
@@ -114,6 +134,36 @@ class FetchState:
     last_modified: str | None
     fetched_at: datetime
     paper_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TopicState:
+    """A topic as last matched: its selection signature and the store seq it has seen."""
+
+    slug: str
+    signature: str
+    seq: int
+    rendered: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """The status record of one run (``result``: running, ok, failed, error)."""
+
+    id: int
+    started: datetime
+    finished: datetime | None
+    result: str
+    report: dict[str, Any]
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchUpdate:
+    slug: str
+    signature: str
+    matched: frozenset[int] | set[int]
+    scope: frozenset[int] | set[int] | None = None
 
 
 class Store:
@@ -261,6 +311,143 @@ class Store:
         result.sort(key=_newest_first, reverse=True)
         return result
 
+    def documents(self, *, since_seq: int = 0) -> Iterator[tuple[int, Paper]]:
+        """(row id, paper) for every paper changed after ``since_seq``, for matching."""
+        for row in self._db.execute(_SELECT + " WHERE seq > ?", (since_seq,)):
+            yield row["id"], _paper(row)
+
+    # -- topics and their matches ------------------------------------------------------------
+
+    def topic_states(self) -> dict[str, TopicState]:
+        rows = self._db.execute("SELECT slug, signature, seq, rendered FROM topics")
+        return {r["slug"]: TopicState(r["slug"], r["signature"], r["seq"], r["rendered"]) for r in rows}
+
+    def save_matches(
+        self,
+        updates: Sequence[MatchUpdate],
+        *,
+        seq: int,
+        drop: Iterable[str] = (),
+    ) -> None:
+        """Record new match results for topics, and forget topics no longer configured.
+
+        An update with ``scope`` None replaces the topic's whole membership; otherwise only
+        the papers in ``scope`` were re-matched and only their membership changes.
+        """
+        db = self._db
+        with self._transaction():
+            for slug in drop:
+                db.execute("DELETE FROM topics WHERE slug = ?", (slug,))
+            for u in updates:
+                db.execute(
+                    "INSERT INTO topics (slug, signature, seq) VALUES (?, ?, ?)"
+                    " ON CONFLICT (slug) DO UPDATE SET signature = excluded.signature,"
+                    " seq = excluded.seq",
+                    (u.slug, u.signature, seq),
+                )
+                if u.scope is None:
+                    db.execute("DELETE FROM matches WHERE slug = ?", (u.slug,))
+                else:
+                    db.executemany(
+                        "DELETE FROM matches WHERE slug = ? AND paper_id = ?",
+                        ((u.slug, i) for i in u.scope if i not in u.matched),
+                    )
+                db.executemany(
+                    "INSERT OR IGNORE INTO matches (slug, paper_id) VALUES (?, ?)",
+                    ((u.slug, i) for i in u.matched),
+                )
+
+    def match_count(self, slug: str) -> int:
+        sql = "SELECT count(*) FROM matches WHERE slug = ?"
+        return int(self._db.execute(sql, (slug,)).fetchone()[0])
+
+    def newest_ids(self, slug: str, limit: int) -> list[tuple[int, int]]:
+        """(row id, rev) of a topic's newest matches: cheap, and enough to tell a change."""
+        sql = (
+            "SELECT p.id, p.rev FROM matches m JOIN papers p ON p.id = m.paper_id"
+            " WHERE m.slug = ? ORDER BY p.featured DESC, p.published DESC, p.id DESC LIMIT ?"
+        )
+        return [(r[0], r[1]) for r in self._db.execute(sql, (slug, limit))]
+
+    def newest(self, slug: str | None, limit: int) -> list[StoredPaper]:
+        """A topic's newest matching papers (every paper when ``slug`` is None)."""
+        order = " ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
+        if slug is None:
+            rows = self._db.execute(_SELECT + order, (limit,))
+        else:
+            sql = _SELECT + " WHERE id IN (SELECT paper_id FROM matches WHERE slug = ?)" + order
+            rows = self._db.execute(sql, (slug, limit))
+        return [_stored(r) for r in rows]
+
+    def newest_all_ids(self, limit: int) -> list[tuple[int, int]]:
+        sql = "SELECT id, rev FROM papers ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
+        return [(r[0], r[1]) for r in self._db.execute(sql, (limit,))]
+
+    def save_rendered(self, signatures: dict[str, str]) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "UPDATE topics SET rendered = ? WHERE slug = ?",
+                ((sig, slug) for slug, sig in signatures.items()),
+            )
+
+    # -- published files ---------------------------------------------------------------------
+
+    def published(self) -> dict[str, str]:
+        """Files feedsync wrote into output_dir last time: name -> sha256 of the bytes."""
+        return {r[0]: r[1] for r in self._db.execute("SELECT name, sha256 FROM published")}
+
+    def save_published(self, files: dict[str, str]) -> None:
+        with self._transaction():
+            self._db.execute("DELETE FROM published")
+            self._db.executemany("INSERT INTO published (name, sha256) VALUES (?, ?)", files.items())
+
+    # -- run status --------------------------------------------------------------------------
+
+    def start_run(self, started: datetime) -> int:
+        with self._transaction():
+            cur = self._db.execute(
+                "INSERT INTO runs (started, result) VALUES (?, 'running')", (_iso(started),)
+            )
+            # Keep the last thousand runs: the status record must not grow forever.
+            self._db.execute("DELETE FROM runs WHERE id <= ?", ((cur.lastrowid or 0) - 1000,))
+        return int(cur.lastrowid or 0)
+
+    def finish_run(
+        self, run_id: int, finished: datetime, result: str, report: dict[str, Any], error: str | None
+    ) -> None:
+        with self._transaction():
+            self._db.execute(
+                "UPDATE runs SET finished = ?, result = ?, report = ?, error = ? WHERE id = ?",
+                (_iso(finished), result, json.dumps(report, sort_keys=True), error, run_id),
+            )
+
+    def last_runs(self, limit: int = 1, *, finished_only: bool = True) -> list[RunRecord]:
+        where = " WHERE finished IS NOT NULL" if finished_only else ""
+        sql = f"SELECT * FROM runs{where} ORDER BY id DESC LIMIT ?"
+        return [
+            RunRecord(
+                id=r["id"],
+                started=datetime.fromisoformat(r["started"]),
+                finished=datetime.fromisoformat(r["finished"]) if r["finished"] else None,
+                result=r["result"],
+                report=json.loads(r["report"]),
+                error=r["error"],
+            )
+            for r in self._db.execute(sql, (limit,))
+        ]
+
+    # -- state values ------------------------------------------------------------------------
+
+    def get_value(self, name: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_value(self, name: str, value: str) -> None:
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value)
+            )
+
     # -- fetch state -------------------------------------------------------------------------
 
     def fetch_state(self, url: str) -> FetchState | None:
@@ -376,7 +563,18 @@ def _merge(old: dict[str, Any], new: dict[str, Any], *, authoritative: bool) -> 
 
 
 def _stored(row: sqlite3.Row) -> StoredPaper:
-    paper = Paper(
+    return StoredPaper(
+        paper=_paper(row),
+        rowid=row["id"],
+        first_seen=datetime.fromisoformat(row["first_seen"]),
+        last_seen=datetime.fromisoformat(row["last_seen"]),
+        changed=datetime.fromisoformat(row["changed"]),
+        rev=row["rev"],
+    )
+
+
+def _paper(row: sqlite3.Row) -> Paper:
+    return Paper(
         key=row["key"],
         arxiv_id=row["arxiv_id"],
         title=row["title"],
@@ -392,14 +590,6 @@ def _stored(row: sqlite3.Row) -> StoredPaper:
         ai_keywords=tuple(json.loads(row["ai_keywords"])),
         github_repo=row["github_repo"],
         project_page=row["project_page"],
-    )
-    return StoredPaper(
-        paper=paper,
-        rowid=row["id"],
-        first_seen=datetime.fromisoformat(row["first_seen"]),
-        last_seen=datetime.fromisoformat(row["last_seen"]),
-        changed=datetime.fromisoformat(row["changed"]),
-        rev=row["rev"],
     )
 
 

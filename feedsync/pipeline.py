@@ -1,0 +1,276 @@
+"""One pass of the main job: fetch -> parse -> store -> match -> render -> publish -> sync.
+
+The orchestrator does the I/O and returns a ``RunReport``; it never prints. Stage rules:
+- A failing source leaves the store and the published files as they were; the pass goes on
+  and publishes from what is stored (exit code 1).
+- Matching is incremental: a topic re-matches only papers changed since it last looked,
+  unless its selection changed, in which case it re-matches everything.
+- A feed is rendered only when its newest papers or its settings changed, and a file is
+  rewritten only when its bytes changed, so an idle pass touches nothing.
+- Zotero comes last and can only add a failure line; the feeds are already safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from feedsync.config import Config
+from feedsync.errors import FeedsyncError
+from feedsync.fetch import HttpClient
+from feedsync.publish import PublishReport, publish
+from feedsync.render import FeedSpec, render_atom, render_opml, render_rss
+from feedsync.sources import Progress, SourceReport, update_store
+from feedsync.store import MatchUpdate, Store, TopicState
+from feedsync.topics import Topic, build_topics, match
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ALL = "all"  # the slug of the optional every-paper feed
+INDEX_PAPERS = 10  # papers per topic on the index page
+RENDER_VERSION = "1"  # bump when the renderers' output changes, to re-render everything
+
+
+@dataclass
+class TopicReport:
+    matches: int = 0
+    new: int = 0
+    rendered: bool = False
+
+
+@dataclass
+class RunReport:
+    """What a pass did; the CLI prints it, the status record keeps it."""
+
+    started: datetime
+    finished: datetime | None = None
+    source: SourceReport | None = None
+    topics: dict[str, TopicReport] = field(default_factory=dict)
+    published: PublishReport | None = None
+    zotero: dict[str, Any] | None = None
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+    def to_json(self) -> dict[str, Any]:
+        source = self.source
+        return {
+            "started": self.started.isoformat(),
+            "finished": self.finished.isoformat() if self.finished else None,
+            "source": None
+            if source is None
+            else {
+                "units": source.units,
+                "not_modified": source.not_modified,
+                "skipped": source.skipped,
+                "papers": source.papers,
+                "new": source.counts.new,
+                "updated": source.counts.updated,
+                "requests": source.requests,
+                "warnings": source.warnings,
+                "failures": source.failures,
+            },
+            "topics": {slug: asdict(t) for slug, t in self.topics.items()},
+            "files": None
+            if self.published is None
+            else {
+                "written": self.published.written,
+                "unchanged": len(self.published.unchanged),
+                "removed": self.published.removed,
+            },
+            "zotero": self.zotero,
+            "failures": self.failures,
+        }
+
+
+def run(
+    config: Config,
+    *,
+    offline: bool = False,
+    days: Sequence[date] | None = None,
+    refresh: bool = False,
+    skip_fetched: bool = False,
+    progress: Progress | None = None,
+    client: HttpClient | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RunReport:
+    """Run one pass; StorageError and PublishError escape, everything else is reported."""
+    report = RunReport(started=clock())
+    with Store(config.store_path, clock=clock) as store:
+        run_id = store.start_run(report.started)
+        error: str | None = None
+        try:
+            if not offline:
+                report.source = _stage(
+                    "fetch",
+                    lambda: update_store(
+                        config,
+                        store,
+                        days=days,
+                        refresh=refresh,
+                        skip_fetched=skip_fetched,
+                        progress=progress,
+                        client=client,
+                    ),
+                )
+                report.failures.extend(f"source: {f}" for f in report.source.failures)
+            topics = build_topics(config)
+            _stage("match", lambda: _match(store, topics, report))
+            report.published = _stage("publish", lambda: _render_and_publish(config, store, topics, report))
+            if config.zotero.enabled and any(t.zotero for t in topics):
+                _stage("zotero", lambda: _zotero(config, store, topics, report))
+        except FeedsyncError as e:
+            error = str(e)
+            raise
+        finally:
+            report.finished = clock()
+            result = "ok" if report.ok and error is None else "failed"
+            first_failure = error or (report.failures[0] if report.failures else None)
+            try:
+                store.finish_run(run_id, report.finished, result, report.to_json(), first_failure)
+            except FeedsyncError:
+                log.exception("cannot record the run status")
+    return report
+
+
+def _stage(name: str, work: Callable[[], T]) -> T:
+    start = time.perf_counter()
+    result = work()
+    log.info("stage %s done in %.3f s", name, time.perf_counter() - start)
+    return result
+
+
+# -- match -------------------------------------------------------------------------------------
+
+
+def _match(store: Store, topics: Sequence[Topic], report: RunReport) -> None:
+    states = store.topic_states()
+    seq = store.seq
+    whole = [t for t in topics if _needs_full_match(states.get(t.slug), t)]
+    behind = [t for t in topics if t not in whole and states[t.slug].seq < seq]
+    before = {t.slug: store.match_count(t.slug) for t in topics if t.slug in states}
+    updates: list[MatchUpdate] = []
+    if whole:
+        found = match(whole, store.documents())
+        updates += [MatchUpdate(t.slug, t.signature, found[t.slug]) for t in whole]
+    if behind:
+        since = min(states[t.slug].seq for t in behind)
+        papers = list(store.documents(since_seq=since))
+        scope = {rowid for rowid, _ in papers}
+        found = match(behind, papers)
+        updates += [MatchUpdate(t.slug, t.signature, found[t.slug], scope) for t in behind]
+    gone = set(states) - {t.slug for t in topics}
+    if updates or gone:
+        store.save_matches(updates, seq=seq, drop=gone)
+    for t in topics:
+        total = store.match_count(t.slug)
+        report.topics[t.slug] = TopicReport(matches=total, new=total - before.get(t.slug, 0))
+
+
+def _needs_full_match(state: TopicState | None, topic: Topic) -> bool:
+    return state is None or state.signature != topic.signature
+
+
+# -- render and publish --------------------------------------------------------------------------
+
+
+def feed_spec(config: Config, slug: str, title: str, description: str) -> FeedSpec:
+    return FeedSpec(
+        slug=slug,
+        title=f"{config.feeds.title_prefix}{title}",
+        description=description,
+        base_url=config.base_url,
+        ttl=ttl_minutes(config),
+    )
+
+
+def ttl_minutes(config: Config) -> int:
+    """The feeds' <ttl>: the schedule's period, kept within what readers handle well."""
+    minutes = int(config.schedule.period.total_seconds() // 60)
+    return max(15, min(minutes, 1440))
+
+
+def _render_and_publish(
+    config: Config, store: Store, topics: Sequence[Topic], report: RunReport
+) -> PublishReport:
+    states = store.topic_states()
+    previous = store.published()
+    out = config.output_dir
+    files: dict[str, bytes] = {}
+    kept: set[str] = set()
+    rendered: dict[str, str] = {}
+
+    feeds: list[tuple[str, str, str, int]] = [(t.slug, t.title, t.description, t.max_items) for t in topics]
+    if config.feeds.all_papers:
+        feeds.append((ALL, "All papers", "Every paper of the Daily Papers digest", config.feeds.max_items))
+    specs = []
+    for slug, title, description, limit in feeds:
+        spec = feed_spec(config, slug, title, description)
+        specs.append(spec)
+        newest = store.newest_ids(slug, limit) if slug != ALL else store.newest_all_ids(limit)
+        signature = _digest([RENDER_VERSION, repr(spec), newest])
+        names = (f"{slug}.rss", f"{slug}.atom")
+        state = states.get(slug)
+        last = state.rendered if state else store.get_value(f"rendered:{slug}")
+        if last == signature and all(n in previous and (out / n).is_file() for n in names):
+            kept.update(names)
+            continue
+        papers = store.newest(slug if slug != ALL else None, limit)
+        files[names[0]] = render_rss(spec, papers)
+        files[names[1]] = render_atom(spec, papers)
+        rendered[slug] = signature
+        if slug in report.topics:
+            report.topics[slug].rendered = True
+
+    title = f"{config.feeds.title_prefix.strip(' :')} feeds" if config.feeds.title_prefix else "feedsync feeds"
+    files["index.opml"] = render_opml(specs, title=title, base_url=config.base_url)
+    index_signature = _digest([RENDER_VERSION, [repr(s) for s in specs], sorted(rendered.items()), sorted(kept)])
+    if rendered or store.get_value("rendered:index") != index_signature or not (out / "index.html").is_file():
+        files["index.html"] = _index_page(config, store, specs, topics, title)
+    else:
+        kept.add("index.html")
+
+    result = publish(out, files, owned=set(previous) - kept)
+    store.save_rendered({slug: sig for slug, sig in rendered.items() if slug != ALL})
+    if ALL in rendered:
+        store.set_value(f"rendered:{ALL}", rendered[ALL])
+    store.set_value("rendered:index", index_signature)
+    now_published = {name: previous[name] for name in kept if name in previous}
+    now_published.update({name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
+    store.save_published(now_published)
+    return result
+
+
+def _index_page(
+    config: Config, store: Store, specs: Sequence[FeedSpec], topics: Sequence[Topic], title: str
+) -> bytes:
+    from feedsync.pages import render_index
+
+    queries = {t.slug: t.description for t in topics}
+    queries[ALL] = "every paper"
+    sections = [(spec, queries[spec.slug], store.newest(spec.slug if spec.slug != ALL else None, INDEX_PAPERS)) for spec in specs]
+    return render_index(sections, title=title, opml_url=f"{config.base_url}/index.opml", generated=None)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()[:24]
+
+
+# -- zotero ----------------------------------------------------------------------------------------
+
+
+def _zotero(config: Config, store: Store, topics: Sequence[Topic], report: RunReport) -> None:
+    report.failures.append("zotero: sync is not implemented yet")

@@ -1,0 +1,104 @@
+"""Topics: the compiled form of each `[topics.<slug>]` table, and matching papers to them.
+
+Pure code, no I/O. A topic's query, `authors`, `organizations` and `min_upvotes` are ANDed
+into one compiled ``Query``. Matching many papers at once goes through an inverted index
+(``MemoryIndex``), one ``select`` per topic; a handful of new papers are tested one by one,
+which is cheaper than building an index for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from feedsync.config import Config, TopicConfig
+from feedsync.models import Paper
+from feedsync.query import MemoryIndex, Query, all_of, any_phrase, compile_query, document, min_upvotes
+
+# Below this many papers, testing each paper against each topic beats building an index.
+INDEX_THRESHOLD = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """One topic feed, ready to match: ``signature`` changes whenever what it selects may."""
+
+    slug: str
+    title: str
+    description: str
+    query: Query
+    max_items: int
+    zotero: bool
+    signature: str
+
+
+def build_topics(config: Config) -> list[Topic]:
+    """Every configured topic, compiled, in slug order (config validation already passed)."""
+    return [
+        build_topic(slug, topic, config.feeds.max_items) for slug, topic in sorted(config.topics.items())
+    ]
+
+
+def build_topic(slug: str, topic: TopicConfig, default_max: int) -> Topic:
+    return Topic(
+        slug=slug,
+        title=topic.title,
+        description=describe(topic),
+        query=topic_query(topic),
+        max_items=topic.max_items or default_max,
+        zotero=topic.zotero,
+        signature=_signature(topic),
+    )
+
+
+def topic_query(topic: TopicConfig) -> Query:
+    parts: list[Query] = []
+    if topic.query:
+        parts.append(compile_query(topic.query))
+    if topic.authors:
+        parts.append(any_phrase("author", topic.authors))
+    if topic.organizations:
+        parts.append(any_phrase("org", topic.organizations))
+    if topic.min_upvotes:
+        parts.append(min_upvotes(topic.min_upvotes))
+    return all_of(parts)
+
+
+def describe(topic: TopicConfig) -> str:
+    """The topic's selection in words, for feed descriptions and the index page."""
+    parts = []
+    if topic.query:
+        parts.append(topic.query)
+    if topic.authors:
+        parts.append("authors: " + ", ".join(topic.authors))
+    if topic.organizations:
+        parts.append("organizations: " + ", ".join(topic.organizations))
+    if topic.min_upvotes:
+        parts.append(f"at least {topic.min_upvotes} upvotes")
+    return "; ".join(parts)
+
+
+def _signature(topic: TopicConfig) -> str:
+    # Only what decides membership: a new title or max_items does not force a re-match.
+    selection = {
+        "query": topic.query,
+        "authors": topic.authors,
+        "organizations": topic.organizations,
+        "min_upvotes": topic.min_upvotes,
+        "version": 1,  # bump when the query language's semantics change
+    }
+    return hashlib.sha256(json.dumps(selection, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def match(topics: Sequence[Topic], papers: Iterable[tuple[int, Paper]]) -> dict[str, set[int]]:
+    """For each topic, the ids (store row ids) of the given papers it selects."""
+    docs = {rowid: document(paper) for rowid, paper in papers}
+    if len(docs) >= INDEX_THRESHOLD:
+        index = MemoryIndex(docs.items())
+        return {topic.slug: topic.query.select(index) for topic in topics}
+    return {
+        topic.slug: {rowid for rowid, doc in docs.items() if topic.query.matches(doc)}
+        for topic in topics
+    }

@@ -1,0 +1,82 @@
+"""The command line as a user meets it: help, version, errors, and the README's promises."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from feedsync import __version__
+from feedsync.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def all_commands(group: click.Group = cli, prefix: str = "feedsync") -> list[str]:
+    names = []
+    for name, command in group.commands.items():
+        full = f"{prefix} {name}"
+        names.append(full)
+        if isinstance(command, click.Group):
+            names += all_commands(command, full)
+    return names
+
+
+def test_commands_exist() -> None:
+    assert {"feedsync run", "feedsync parse", "feedsync import", "feedsync check-config",
+            "feedsync preview", "feedsync backfill"} <= set(all_commands())
+
+
+@pytest.mark.parametrize("command", all_commands())
+def test_every_command_is_documented_in_the_readme(command: str) -> None:
+    assert re.search(re.escape(command) + r"\b", README), f"{command} missing from README.md"
+
+
+@pytest.mark.parametrize("command", all_commands())
+def test_every_command_has_help(command: str) -> None:
+    args = command.split()[1:] + ["--help"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    obj = cli
+    for part in command.split()[1:]:
+        obj = obj.commands[part]  # type: ignore[attr-defined]
+    assert obj.help and len(obj.help) > 20
+
+
+def test_version_and_module_entry_point() -> None:
+    out = subprocess.run([sys.executable, "-m", "feedsync", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.strip() == f"feedsync, version {__version__}"
+    out = subprocess.run([sys.executable, "-m", "feedsync", "--help"], capture_output=True,
+                         text=True, check=True)
+    assert "check-config" in out.stdout
+
+
+def readme_commands() -> list[str]:
+    blocks = re.findall(r"```sh\n(.*?)```", README, re.S)
+    return [line for block in blocks for line in block.splitlines() if line.startswith("python3")]
+
+
+def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one() -> None:
+    commands = readme_commands()
+    assert len(commands) == 2
+    demo, tests = commands
+    assert "config/demo.toml" in demo and " run" in demo
+    assert tests.endswith("pytest")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert tests in ci.splitlines()
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    out = subprocess.run([sys.executable, "-m", "feedsync", "frobnicate"], capture_output=True,
+                         text=True)
+    assert out.returncode == 2
+    assert "No such command" in out.stderr
+    assert "Traceback" not in out.stderr
