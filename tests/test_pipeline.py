@@ -1,0 +1,242 @@
+"""`feedsync run` end to end: the fake HF API on 127.0.0.1, the real client, feeds read back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import feedparser
+import pytest
+from click.testing import CliRunner
+
+from feedsync.cli import cli
+from feedsync.config import Config, load_config
+from feedsync.fetch import HttpClient
+from feedsync.pipeline import run
+from feedsync.store import Store
+from tests.fakes.hf_api import FakeHF
+from tests.fakes.hf_data import entry
+
+MON, TUE, WED = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
+
+
+@pytest.fixture
+def hf() -> Iterator[FakeHF]:
+    with FakeHF() as fake:
+        fake.set_day(MON, [
+            entry("2603.00001", "Chain of Thought for Lattice Planning", MON, upvotes=4),
+            entry("2603.00002", "A Robot That Folds Maps", MON, upvotes=12),
+        ])
+        fake.set_day(TUE, [
+            entry("2603.00003", "Reasoning Traces in Tiny Models", TUE, upvotes=1,
+                  organization="Example Lab"),
+        ])
+        yield fake
+
+
+def make_config(tmp_path: Path, hf: FakeHF, topics: str | None = None, kind: str = "hf-api") -> Config:
+    topics = topics if topics is not None else """
+[topics.reasoning]
+title = "Reasoning"
+query = 'reasoning OR "chain of thought"'
+
+[topics.robots]
+title = "Robots"
+query = "robot*"
+min_upvotes = 10
+"""
+    path = tmp_path / "feedsync.toml"
+    path.write_text(f"""
+data_dir = "data"
+output_dir = "out"
+base_url = "https://feeds.example.org/papers"
+[source]
+kind = "{kind}"
+api_url = "{hf.url}"
+days = 3
+retries = 1
+{topics}
+""", encoding="utf-8")
+    return load_config(path, {})
+
+
+def client() -> HttpClient:
+    return HttpClient(timeout=5, retries=1, backoff=0.01)
+
+
+def do_run(config: Config, days: list[date] | None = None, **kw: object):  # type: ignore[no-untyped-def]
+    with client() as http:
+        return run(config, days=days or [WED, TUE, MON], client=http, **kw)  # type: ignore[arg-type]
+
+
+def read(path: Path) -> feedparser.FeedParserDict:
+    ctype = "application/atom+xml" if path.suffix == ".atom" else "application/rss+xml"
+    parsed = feedparser.parse(path.read_bytes(), response_headers={"content-type": ctype})
+    assert not parsed.bozo, parsed.get("bozo_exception")
+    return parsed
+
+
+def test_first_run_publishes_every_file(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    report = do_run(config)
+    assert report.ok, report.failures
+    assert report.source is not None and report.source.counts.new == 3
+    out = config.output_dir
+    assert sorted(p.name for p in out.iterdir()) == [
+        "index.html", "index.opml", "reasoning.atom", "reasoning.rss", "robots.atom", "robots.rss"]
+    atom = read(out / "reasoning.atom")
+    assert atom.version == "atom10"
+    assert [e.title for e in atom.entries] == [
+        "Reasoning Traces in Tiny Models", "Chain of Thought for Lattice Planning"]
+    assert atom.entries[0].link == "https://arxiv.org/abs/2603.00003"
+    assert atom.entries[0].id == "tag:feeds.example.org,2026:reasoning/2603.00003"
+    rss = read(out / "reasoning.rss")
+    assert rss.version == "rss20"
+    assert [e.id for e in rss.entries] == [e.id for e in atom.entries]
+    assert rss.feed.links[0].href == "https://feeds.example.org/papers/reasoning.rss" or any(
+        link.href == "https://feeds.example.org/papers/reasoning.rss" for link in rss.feed.links)
+    robots = read(out / "robots.atom")
+    assert [e.title for e in robots.entries] == ["A Robot That Folds Maps"]
+
+
+def test_idle_run_costs_304s_and_writes_nothing(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    stamps = {p.name: p.stat().st_mtime_ns for p in config.output_dir.iterdir()}
+    hf.reset_log()
+    report = do_run(config)
+    assert report.ok
+    assert report.published is not None and report.published.written == []
+    assert {p.name: p.stat().st_mtime_ns for p in config.output_dir.iterdir()} == stamps
+    # One conditional request per refetched day, all answered 304.
+    assert [r.status for r in hf.requests] == [304, 304, 304]
+    assert all("if-none-match" in r.headers for r in hf.requests)
+
+
+def test_new_paper_and_upvotes_crossing_the_threshold_enter_later(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    hf.set_day(WED, [entry("2603.00004", "Robot Arms Reasoning About Cups", WED, upvotes=2)])
+    hf.set_day(MON, [
+        entry("2603.00001", "Chain of Thought for Lattice Planning", MON, upvotes=4),
+        entry("2603.00002", "A Robot That Folds Maps", MON, upvotes=12),
+    ])
+    report = do_run(config)
+    assert report.topics["reasoning"].new == 1
+    assert report.topics["robots"].new == 0
+    assert report.published is not None
+    assert "reasoning.atom" in report.published.written
+    assert "robots.atom" not in report.published.written
+    hf.set_day(WED, [entry("2603.00004", "Robot Arms Reasoning About Cups", WED, upvotes=15)])
+    report = do_run(config)
+    assert report.topics["robots"].new == 1
+    titles = [e.title for e in read(config.output_dir / "robots.atom").entries]
+    assert titles == ["Robot Arms Reasoning About Cups", "A Robot That Folds Maps"]
+
+
+def test_a_failing_source_keeps_the_published_feeds(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    before = {p.name: p.read_bytes() for p in config.output_dir.iterdir()}
+    hf.fault("500", times=100)
+    report = do_run(config)
+    assert not report.ok and report.exit_code == 1
+    assert any("HTTP 500" in f for f in report.failures)
+    assert {p.name: p.read_bytes() for p in config.output_dir.iterdir()} == before
+    with Store(config.store_path) as store:
+        assert store.count() == 3
+        last = store.last_runs(1)[0]
+        assert last.result == "failed" and "HTTP 500" in (last.error or "")
+
+
+def test_wrong_shape_and_html_answers_are_failures_not_crashes(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    hf.fault("wrong-shape", path=f"date={TUE}")
+    hf.fault("html", path=f"date={MON}")
+    report = do_run(config)
+    assert len(report.failures) == 2
+    assert len(read(config.output_dir / "reasoning.atom").entries) == 2
+
+
+def test_a_full_page_fetches_the_next_one(tmp_path: Path, hf: FakeHF) -> None:
+    hf.set_day(WED, [entry(f"2603.1{n:04d}", f"Reasoning Paper {n}", WED) for n in range(130)])
+    config = make_config(tmp_path, hf)
+    report = do_run(config, days=[WED])
+    assert report.source is not None and report.source.papers == 130
+    pages = [r.query.get("p", ["0"])[0] for r in hf.requests]
+    assert pages == ["0", "1"]
+    assert len(read(config.output_dir / "reasoning.atom").entries) == 50  # max_items
+
+
+def test_removed_topic_files_disappear(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    (config.output_dir / "notes.txt").write_text("not ours")
+    smaller = make_config(tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "reasoning"\n')
+    do_run(smaller, offline=True)
+    names = sorted(p.name for p in smaller.output_dir.iterdir())
+    assert names == ["index.html", "index.opml", "notes.txt", "reasoning.atom", "reasoning.rss"]
+    assert b"robots" not in (smaller.output_dir / "index.opml").read_bytes()
+
+
+def test_changed_query_rematches_everything(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    changed = make_config(tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "lattice"\n')
+    report = do_run(changed, offline=True)
+    assert report.topics["reasoning"].matches == 1
+
+
+def test_html_pages_source(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf, kind="hf-html")
+    report = do_run(config)
+    assert report.ok, report.failures
+    assert report.source is not None and report.source.counts.new == 3
+    assert {r.path for r in hf.requests} == {f"/papers/date/{d}" for d in (MON, TUE, WED)}
+
+
+def test_backfill_resumes_without_refetching(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    with client() as http:
+        run(config, days=[MON], skip_fetched=True, client=http)
+        hf.reset_log()
+        report = run(config, days=[MON, TUE], skip_fetched=True, client=http)
+    assert report.source is not None and report.source.skipped == 1
+    assert [r.query["date"] for r in hf.requests] == [[str(TUE)]]
+
+
+def test_cli_run_reports_and_exit_codes(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config.config_path), "run"])
+    # Real recent days are empty on the fake: nothing fetched, still a valid publication.
+    assert result.exit_code == 0, result.output
+    assert "files: 6 written" in result.output
+    hf.fault("503", times=100)
+    result = runner.invoke(cli, ["--config", str(config.config_path), "run"])
+    assert result.exit_code == 1
+    assert "HTTP 503" in result.output
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[topics.x]\ntitle = 'X'\nquery = '(unclosed'\n")
+    result = runner.invoke(cli, ["--config", str(bad), "run"])
+    assert result.exit_code == 2
+    assert "topics.x.query" in result.output
+
+
+def test_cli_preview(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "reasoning"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == "topic reasoning: 2 of 3 stored papers match"
+    assert "2603.00003" in lines[1] and "matched: reasoning" in lines[2]
+    result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "-q", "title:robot"])
+    assert "1 of 3" in result.output
+    result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "-q", "a AND"])
+    assert result.exit_code == 2 and "column" in result.output
+    result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "nope"])
+    assert result.exit_code == 2 and "no topic 'nope'" in result.output
