@@ -61,6 +61,21 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+def _valid_slug(slug: str) -> str:
+    if not SLUG.match(slug):
+        raise ValueError(
+            "a topic name must be 1-64 lowercase letters, digits, '-' or '_' "
+            "(it becomes the feed's file name)"
+        )
+    if slug in RESERVED_SLUGS:
+        raise ValueError(f"topic name {slug!r} is reserved for feedsync's own files")
+    return slug
+
+
+# Validated as dict keys, so a bad name is reported next to any problem inside the table.
+Slug = Annotated[str, AfterValidator(_valid_slug)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -196,23 +211,10 @@ class Config(BaseSettings):
     schedule: ScheduleConfig = ScheduleConfig()
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
-    topics: dict[str, TopicConfig] = Field(default_factory=dict)
+    topics: dict[Slug, TopicConfig] = Field(default_factory=dict)
     zotero: ZoteroConfig = ZoteroConfig()
     # Where this config came from; not a setting.
     config_path: Path | None = Field(None, exclude=True)
-
-    @field_validator("topics")
-    @classmethod
-    def _valid_slugs(cls, topics: dict[str, TopicConfig]) -> dict[str, TopicConfig]:
-        for slug in topics:
-            if not SLUG.match(slug):
-                raise ValueError(
-                    f"topic name {slug!r} must be 1-64 lowercase letters, digits, '-' or '_' "
-                    "(it becomes the feed's file name)"
-                )
-            if slug in RESERVED_SLUGS:
-                raise ValueError(f"topic name {slug!r} is reserved for feedsync's own files")
-        return topics
 
     @property
     def store_path(self) -> Path:
@@ -357,7 +359,8 @@ _SECRET_KEYS = frozenset({"api_key"})
 
 
 def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:
-    loc = [str(part) for part in error.get("loc", ())]
+    # A dict key's own error is located at (..., key, "[key]"): name the key itself.
+    loc = [str(part) for part in error.get("loc", ()) if part != "[key]"]
     key = ".".join(loc) or "(config)"
     value = error.get("input")
     if loc and loc[-1] in _SECRET_KEYS:

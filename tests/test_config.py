@@ -43,7 +43,7 @@ def test_defaults(write_config) -> None:
 
 def test_relative_paths_resolve_against_the_config_directory(write_config, tmp_path) -> None:
     path = write_config(
-        MINIMAL + 'data_dir = "state"\n[source]\nkind = "files"\npaths = ["in/*.json"]\n',
+        'data_dir = "state"\n[source]\nkind = "files"\npaths = ["in/*.json"]\n' + MINIMAL,
     )
     config = load_config(path, {})
     assert config.data_dir == tmp_path / "state"
@@ -72,7 +72,7 @@ def test_config_path_from_environment(write_config) -> None:
 
 
 def test_unknown_keys_are_errors(write_config) -> None:
-    path = write_config(MINIMAL + "colour = 'blue'\n[source]\nkidn = 'files'\n")
+    path = write_config("colour = 'blue'\n[source]\nkidn = 'files'\n" + MINIMAL)
     found = {(key, why) for key, _, why in problems(path)}
     assert ("colour", "unknown key") in found
     assert ("source.kidn", "unknown key") in found
@@ -102,7 +102,7 @@ def test_every_problem_is_listed_at_once(write_config) -> None:
         "source.days",
         "schedule.cron",
         "schedule.timezone",
-        "topics",
+        "topics.Bad Slug",
         "topics.empty",
     } <= keys
 
@@ -185,7 +185,7 @@ def test_secret_values_never_appear_in_problems(write_config) -> None:
 @pytest.mark.parametrize("slug", ["all", "index", "-x", "UPPER", "a/b", "x" * 65])
 def test_bad_slugs(write_config, slug: str) -> None:
     path = write_config(f'[topics."{slug}"]\ntitle = "t"\nquery = "q"\n')
-    assert problems(path)[0][0] == "topics"
+    assert problems(path)[0][0] == f"topics.{slug}"
 
 
 def test_files_source_needs_paths(write_config) -> None:
