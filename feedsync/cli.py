@@ -27,7 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("feedsync")
 
 
-class _Date(click.ParamType):
+class _Date(click.ParamType):  # type: ignore[type-arg]
     name = "YYYY-MM-DD"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
@@ -146,8 +146,9 @@ def parse(file: Path, fmt: str, as_of: date | None, day: date | None) -> None:
     from feedsync.parsers import parse_digest, parse_file
 
     if str(file) == "-":
-        digest = parse_digest(sys.stdin.buffer.read(), format=fmt, as_of=as_of, day=day,
-                              source="<stdin>")
+        digest = parse_digest(
+            sys.stdin.buffer.read(), format=fmt, as_of=as_of, day=day, source="<stdin>"
+        )
     else:
         digest = parse_file(file, format=fmt, as_of=as_of, day=day)
     _warn(str(file), digest.warnings)
@@ -162,9 +163,7 @@ def _warn(source: str, warnings: Any) -> None:
 
 
 @cli.command("import")
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path)
-)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
 @click.option(
     "--format",
     "fmt",
@@ -177,7 +176,10 @@ def _warn(source: str, warnings: Any) -> None:
 @_config_option
 @click.pass_context
 def import_(
-    ctx: click.Context, files: tuple[Path, ...], fmt: str, as_of: date | None,
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    fmt: str,
+    as_of: date | None,
     config_path: Path | None,
 ) -> None:
     """Parse saved digests and merge their papers into the store.
@@ -248,7 +250,7 @@ def backfill(
     config = load(ctx, config_path)
     days = day_range(since, until or datetime.now(UTC).date())
     if config.source.kind == "files":
-        click.echo("feedsync: [source] kind is \"files\": importing every file, not days", err=True)
+        click.echo('feedsync: [source] kind is "files": importing every file, not days', err=True)
     with _progress(len(days), "backfill") as step:
         report = run_pass(
             config, days=days, refresh=refresh, skip_fetched=not refresh, progress=step
@@ -264,7 +266,10 @@ def backfill(
 @_config_option
 @click.pass_context
 def preview(
-    ctx: click.Context, topic: str | None, query_text: str | None, limit: int,
+    ctx: click.Context,
+    topic: str | None,
+    query_text: str | None,
+    limit: int,
     config_path: Path | None,
 ) -> None:
     """List the stored papers that TOPIC (or --query) matches, newest first.
@@ -294,7 +299,7 @@ class _Step:
             self._bar.update(1)
 
 
-class _progress:  # noqa: N801 - used like a function in a with statement
+class _progress:
     def __init__(self, total: int, label: str) -> None:
         self._bar = (
             click.progressbar(length=total, label=label, file=sys.stderr)
@@ -373,4 +378,3 @@ def main(argv: list[str] | None = None) -> None:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
     sys.exit(code if isinstance(code, int) else 0)
-

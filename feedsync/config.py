@@ -113,7 +113,9 @@ class ScheduleConfig(_Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name such as 'Europe/Paris')"
+            ) from None
         return value
 
     @property
@@ -306,7 +308,9 @@ def load_config(
         loaded = _settings_class(env)(**data)
     except ValidationError as e:
         problems = [_problem(err, env) for err in e.errors()]
-        raise ConfigError(f"{config_path}: {len(problems)} problem(s) in the config", problems) from None
+        raise ConfigError(
+            f"{config_path}: {len(problems)} problem(s) in the config", problems
+        ) from None
     except SettingsError as e:
         raise ConfigError(f"{config_path}: cannot read the environment: {e}") from None
     config = _resolve_paths(loaded, base)

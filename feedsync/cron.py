@@ -9,6 +9,7 @@ explicit day names avoids that trap.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -19,8 +20,9 @@ _FIELDS = (  # name, low, high
     ("month", 1, 12),
     ("day of week", 0, 7),
 )
-_MONTHS = {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), 1)}
-_DAYS = {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}
+_MONTH_NAMES = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
+_DAYS = {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
 _DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 
 
@@ -43,7 +45,7 @@ class CronSpec:
     def _gaps(self) -> list[timedelta]:
         """Gaps between consecutive runs over eight years (two leap days)."""
         times = [h * 60 + m for h in self.hours for m in self.minutes]
-        gaps = [timedelta(minutes=b - a) for a, b in zip(times, times[1:], strict=False)]
+        gaps = [timedelta(minutes=b - a) for a, b in itertools.pairwise(times)]
         start = date(2024, 1, 1)
         previous: date | None = None
         for offset in range(8 * 366):

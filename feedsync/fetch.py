@@ -83,7 +83,9 @@ class HttpClient:
     def close(self) -> None:
         self._client.close()
 
-    def get(self, url: str, *, etag: str | None = None, last_modified: str | None = None) -> Response:
+    def get(
+        self, url: str, *, etag: str | None = None, last_modified: str | None = None
+    ) -> Response:
         headers = {}
         if etag:
             headers["If-None-Match"] = etag
@@ -130,7 +132,7 @@ class HttpClient:
 
     def _backoff(self, attempt: int) -> float:
         # Full jitter: a random wait in [0, base * 2^attempt], so retrying clients spread out.
-        return self.backoff * (2**attempt) * self._jitter()
+        return float(self.backoff * (2**attempt) * self._jitter())
 
 
 class _TooLarge(Exception):

@@ -129,7 +129,9 @@ def run(
                 report.failures.extend(f"source: {f}" for f in report.source.failures)
             topics = build_topics(config)
             _stage("match", lambda: _match(store, topics, report))
-            report.published = _stage("publish", lambda: _render_and_publish(config, store, topics, report))
+            report.published = _stage(
+                "publish", lambda: _render_and_publish(config, store, topics, report)
+            )
             if config.zotero.enabled and any(t.zotero for t in topics):
                 _stage("zotero", lambda: _zotero(config, store, topics, report))
         except FeedsyncError as e:
@@ -213,9 +215,13 @@ def _render_and_publish(
     kept: set[str] = set()
     rendered: dict[str, str] = {}
 
-    feeds: list[tuple[str, str, str, int]] = [(t.slug, t.title, t.description, t.max_items) for t in topics]
+    feeds: list[tuple[str, str, str, int]] = [
+        (t.slug, t.title, t.description, t.max_items) for t in topics
+    ]
     if config.feeds.all_papers:
-        feeds.append((ALL, "All papers", "Every paper of the Daily Papers digest", config.feeds.max_items))
+        feeds.append(
+            (ALL, "All papers", "Every paper of the Daily Papers digest", config.feeds.max_items)
+        )
     specs = []
     for slug, title, description, limit in feeds:
         spec = feed_spec(config, slug, title, description)
@@ -235,10 +241,20 @@ def _render_and_publish(
         if slug in report.topics:
             report.topics[slug].rendered = True
 
-    title = f"{config.feeds.title_prefix.strip(' :')} feeds" if config.feeds.title_prefix else "feedsync feeds"
+    title = (
+        f"{config.feeds.title_prefix.strip(' :')} feeds"
+        if config.feeds.title_prefix
+        else "feedsync feeds"
+    )
     files["index.opml"] = render_opml(specs, title=title, base_url=config.base_url)
-    index_signature = _digest([RENDER_VERSION, [repr(s) for s in specs], sorted(rendered.items()), sorted(kept)])
-    if rendered or store.get_value("rendered:index") != index_signature or not (out / "index.html").is_file():
+    index_signature = _digest(
+        [RENDER_VERSION, [repr(s) for s in specs], sorted(rendered.items()), sorted(kept)]
+    )
+    if (
+        rendered
+        or store.get_value("rendered:index") != index_signature
+        or not (out / "index.html").is_file()
+    ):
         files["index.html"] = _index_page(config, store, specs, topics, title)
     else:
         kept.add("index.html")
@@ -261,8 +277,17 @@ def _index_page(
 
     queries = {t.slug: t.description for t in topics}
     queries[ALL] = "every paper"
-    sections = [(spec, queries[spec.slug], store.newest(spec.slug if spec.slug != ALL else None, INDEX_PAPERS)) for spec in specs]
-    return render_index(sections, title=title, opml_url=f"{config.base_url}/index.opml", generated=None)
+    sections = [
+        (
+            spec,
+            queries[spec.slug],
+            store.newest(spec.slug if spec.slug != ALL else None, INDEX_PAPERS),
+        )
+        for spec in specs
+    ]
+    return render_index(
+        sections, title=title, opml_url=f"{config.base_url}/index.opml", generated=None
+    )
 
 
 def _digest(value: Any) -> str:

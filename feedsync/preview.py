@@ -33,7 +33,7 @@ def preview(config: Config, *, topic: str | None, query: str | None, limit: int)
     yield f"{label}: {len(found)} of {total} stored papers match"
     for stored in papers[:limit]:
         paper = stored.paper
-        day = (paper.featured or (paper.published.date() if paper.published else None))
+        day = paper.featured or (paper.published.date() if paper.published else None)
         ident = paper.arxiv_id or "(no arXiv id)"
         yield f"{day or '????-??-??'}  {ident:<12}  {paper.title}"
         reasons = compiled.explain(document(paper))

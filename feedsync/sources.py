@@ -136,7 +136,9 @@ def _fetch_api_day(
 def _fetch_html_day(
     http: HttpClient, store: Store, base: str, day: date, refresh: bool, report: SourceReport
 ) -> None:
-    _fetch_unit(http, store, f"{base}/papers/date/{day.isoformat()}", day, "hf-html", refresh, report)
+    _fetch_unit(
+        http, store, f"{base}/papers/date/{day.isoformat()}", day, "hf-html", refresh, report
+    )
 
 
 def _fetch_unit(

@@ -241,21 +241,23 @@ class Store:
     def _find(self, paper: Paper) -> sqlite3.Row | None:
         db = self._db
         if paper.arxiv_id:
-            row = db.execute(_SELECT + " WHERE arxiv_id = ?", (paper.arxiv_id,)).fetchone()
+            row: sqlite3.Row | None = db.execute(
+                _SELECT + " WHERE arxiv_id = ?", (paper.arxiv_id,)
+            ).fetchone()
             if row:
                 return row
-        row = db.execute(_SELECT + " WHERE key = ?", (paper.key,)).fetchone()
-        if row:
-            return row
+        by_key: sqlite3.Row | None = db.execute(_SELECT + " WHERE key = ?", (paper.key,)).fetchone()
+        if by_key:
+            return by_key
         tkey = title_key(paper.title)
         if paper.arxiv_id:
             # Only adopt a row that has no id yet: two papers with one title stay two.
             sql = _SELECT + " WHERE title_key = ? AND arxiv_id IS NULL ORDER BY id DESC LIMIT 1"
         else:
             sql = _SELECT + " WHERE title_key = ? ORDER BY featured DESC, id DESC LIMIT 1"
-        row = db.execute(sql, (tkey,)).fetchone()
-        if row and normalize_title(row["title"]) == normalize_title(paper.title):
-            return row
+        by_title: sqlite3.Row | None = db.execute(sql, (tkey,)).fetchone()
+        if by_title and normalize_title(by_title["title"]) == normalize_title(paper.title):
+            return by_title
         return None
 
     def _upsert_one(self, paper: Paper, now: str, seq: int) -> UpsertCounts:
@@ -320,7 +322,9 @@ class Store:
 
     def topic_states(self) -> dict[str, TopicState]:
         rows = self._db.execute("SELECT slug, signature, seq, rendered FROM topics")
-        return {r["slug"]: TopicState(r["slug"], r["signature"], r["seq"], r["rendered"]) for r in rows}
+        return {
+            r["slug"]: TopicState(r["slug"], r["signature"], r["seq"], r["rendered"]) for r in rows
+        }
 
     def save_matches(
         self,
@@ -399,7 +403,9 @@ class Store:
     def save_published(self, files: dict[str, str]) -> None:
         with self._transaction():
             self._db.execute("DELETE FROM published")
-            self._db.executemany("INSERT INTO published (name, sha256) VALUES (?, ?)", files.items())
+            self._db.executemany(
+                "INSERT INTO published (name, sha256) VALUES (?, ?)", files.items()
+            )
 
     # -- run status --------------------------------------------------------------------------
 
@@ -413,7 +419,12 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def finish_run(
-        self, run_id: int, finished: datetime, result: str, report: dict[str, Any], error: str | None
+        self,
+        run_id: int,
+        finished: datetime,
+        result: str,
+        report: dict[str, Any],
+        error: str | None,
     ) -> None:
         with self._transaction():
             self._db.execute(
@@ -497,7 +508,9 @@ class _Transaction:
         except sqlite3.Error as e:
             raise StorageError(f"cannot write to the store {self._path}: {e}") from e
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
         if exc_type is None:
             try:
                 self._db.execute("COMMIT")

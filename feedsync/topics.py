@@ -15,7 +15,15 @@ from dataclasses import dataclass
 
 from feedsync.config import Config, TopicConfig
 from feedsync.models import Paper
-from feedsync.query import MemoryIndex, Query, all_of, any_phrase, compile_query, document, min_upvotes
+from feedsync.query import (
+    MemoryIndex,
+    Query,
+    all_of,
+    any_phrase,
+    compile_query,
+    document,
+    min_upvotes,
+)
 
 # Below this many papers, testing each paper against each topic beats building an index.
 INDEX_THRESHOLD = 2000
@@ -37,7 +45,8 @@ class Topic:
 def build_topics(config: Config) -> list[Topic]:
     """Every configured topic, compiled, in slug order (config validation already passed)."""
     return [
-        build_topic(slug, topic, config.feeds.max_items) for slug, topic in sorted(config.topics.items())
+        build_topic(slug, topic, config.feeds.max_items)
+        for slug, topic in sorted(config.topics.items())
     ]
 
 

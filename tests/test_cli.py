@@ -29,8 +29,14 @@ def all_commands(group: click.Group = cli, prefix: str = "feedsync") -> list[str
 
 
 def test_commands_exist() -> None:
-    assert {"feedsync run", "feedsync parse", "feedsync import", "feedsync check-config",
-            "feedsync preview", "feedsync backfill"} <= set(all_commands())
+    assert {
+        "feedsync run",
+        "feedsync parse",
+        "feedsync import",
+        "feedsync check-config",
+        "feedsync preview",
+        "feedsync backfill",
+    } <= set(all_commands())
 
 
 @pytest.mark.parametrize("command", all_commands())
@@ -40,7 +46,7 @@ def test_every_command_is_documented_in_the_readme(command: str) -> None:
 
 @pytest.mark.parametrize("command", all_commands())
 def test_every_command_has_help(command: str) -> None:
-    args = command.split()[1:] + ["--help"]
+    args = [*command.split()[1:], "--help"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
@@ -51,11 +57,13 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_version_and_module_entry_point() -> None:
-    out = subprocess.run([sys.executable, "-m", "feedsync", "--version"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "feedsync", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"feedsync, version {__version__}"
-    out = subprocess.run([sys.executable, "-m", "feedsync", "--help"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "feedsync", "--help"], capture_output=True, text=True, check=True
+    )
     assert "check-config" in out.stdout
 
 
@@ -75,8 +83,9 @@ def test_readme_has_exactly_two_setup_commands_and_ci_runs_the_test_one() -> Non
 
 
 def test_unknown_command_is_a_usage_error() -> None:
-    out = subprocess.run([sys.executable, "-m", "feedsync", "frobnicate"], capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "feedsync", "frobnicate"], capture_output=True, text=True
+    )
     assert out.returncode == 2
     assert "No such command" in out.stderr
     assert "Traceback" not in out.stderr

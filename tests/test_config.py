@@ -128,7 +128,7 @@ def test_toml_syntax_error(write_config) -> None:
 def test_file_that_is_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'base_url = "http://caf\xe9"\n')
-    with pytest.raises(ConfigError, match="UTF-8|TOML"):
+    with pytest.raises(ConfigError, match=r"UTF-8|TOML"):
         load_config(path, {})
 
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import feedparser
@@ -25,19 +24,35 @@ MON, TUE, WED = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 4)
 @pytest.fixture
 def hf() -> Iterator[FakeHF]:
     with FakeHF() as fake:
-        fake.set_day(MON, [
-            entry("2603.00001", "Chain of Thought for Lattice Planning", MON, upvotes=4),
-            entry("2603.00002", "A Robot That Folds Maps", MON, upvotes=12),
-        ])
-        fake.set_day(TUE, [
-            entry("2603.00003", "Reasoning Traces in Tiny Models", TUE, upvotes=1,
-                  organization="Example Lab"),
-        ])
+        fake.set_day(
+            MON,
+            [
+                entry("2603.00001", "Chain of Thought for Lattice Planning", MON, upvotes=4),
+                entry("2603.00002", "A Robot That Folds Maps", MON, upvotes=12),
+            ],
+        )
+        fake.set_day(
+            TUE,
+            [
+                entry(
+                    "2603.00003",
+                    "Reasoning Traces in Tiny Models",
+                    TUE,
+                    upvotes=1,
+                    organization="Example Lab",
+                ),
+            ],
+        )
         yield fake
 
 
-def make_config(tmp_path: Path, hf: FakeHF, topics: str | None = None, kind: str = "hf-api") -> Config:
-    topics = topics if topics is not None else """
+def make_config(
+    tmp_path: Path, hf: FakeHF, topics: str | None = None, kind: str = "hf-api"
+) -> Config:
+    topics = (
+        topics
+        if topics is not None
+        else """
 [topics.reasoning]
 title = "Reasoning"
 query = 'reasoning OR "chain of thought"'
@@ -47,8 +62,10 @@ title = "Robots"
 query = "robot*"
 min_upvotes = 10
 """
+    )
     path = tmp_path / "feedsync.toml"
-    path.write_text(f"""
+    path.write_text(
+        f"""
 data_dir = "data"
 output_dir = "out"
 base_url = "https://feeds.example.org/papers"
@@ -58,7 +75,9 @@ api_url = "{hf.url}"
 days = 3
 retries = 1
 {topics}
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return load_config(path, {})
 
 
@@ -85,18 +104,27 @@ def test_first_run_publishes_every_file(tmp_path: Path, hf: FakeHF) -> None:
     assert report.source is not None and report.source.counts.new == 3
     out = config.output_dir
     assert sorted(p.name for p in out.iterdir()) == [
-        "index.html", "index.opml", "reasoning.atom", "reasoning.rss", "robots.atom", "robots.rss"]
+        "index.html",
+        "index.opml",
+        "reasoning.atom",
+        "reasoning.rss",
+        "robots.atom",
+        "robots.rss",
+    ]
     atom = read(out / "reasoning.atom")
     assert atom.version == "atom10"
     assert [e.title for e in atom.entries] == [
-        "Reasoning Traces in Tiny Models", "Chain of Thought for Lattice Planning"]
+        "Reasoning Traces in Tiny Models",
+        "Chain of Thought for Lattice Planning",
+    ]
     assert atom.entries[0].link == "https://arxiv.org/abs/2603.00003"
     assert atom.entries[0].id == "tag:feeds.example.org,2026:reasoning/2603.00003"
     rss = read(out / "reasoning.rss")
     assert rss.version == "rss20"
     assert [e.id for e in rss.entries] == [e.id for e in atom.entries]
     assert rss.feed.links[0].href == "https://feeds.example.org/papers/reasoning.rss" or any(
-        link.href == "https://feeds.example.org/papers/reasoning.rss" for link in rss.feed.links)
+        link.href == "https://feeds.example.org/papers/reasoning.rss" for link in rss.feed.links
+    )
     robots = read(out / "robots.atom")
     assert [e.title for e in robots.entries] == ["A Robot That Folds Maps"]
 
@@ -115,14 +143,19 @@ def test_idle_run_costs_304s_and_writes_nothing(tmp_path: Path, hf: FakeHF) -> N
     assert all("if-none-match" in r.headers for r in hf.requests)
 
 
-def test_new_paper_and_upvotes_crossing_the_threshold_enter_later(tmp_path: Path, hf: FakeHF) -> None:
+def test_new_paper_and_upvotes_crossing_the_threshold_enter_later(
+    tmp_path: Path, hf: FakeHF
+) -> None:
     config = make_config(tmp_path, hf)
     do_run(config)
     hf.set_day(WED, [entry("2603.00004", "Robot Arms Reasoning About Cups", WED, upvotes=2)])
-    hf.set_day(MON, [
-        entry("2603.00001", "Chain of Thought for Lattice Planning", MON, upvotes=4),
-        entry("2603.00002", "A Robot That Folds Maps", MON, upvotes=12),
-    ])
+    hf.set_day(
+        MON,
+        [
+            entry("2603.00001", "Chain of Thought for Lattice Planning", MON, upvotes=4),
+            entry("2603.00002", "A Robot That Folds Maps", MON, upvotes=12),
+        ],
+    )
     report = do_run(config)
     assert report.topics["reasoning"].new == 1
     assert report.topics["robots"].new == 0
@@ -175,7 +208,9 @@ def test_removed_topic_files_disappear(tmp_path: Path, hf: FakeHF) -> None:
     config = make_config(tmp_path, hf)
     do_run(config)
     (config.output_dir / "notes.txt").write_text("not ours")
-    smaller = make_config(tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "reasoning"\n')
+    smaller = make_config(
+        tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "reasoning"\n'
+    )
     do_run(smaller, offline=True)
     names = sorted(p.name for p in smaller.output_dir.iterdir())
     assert names == ["index.html", "index.opml", "notes.txt", "reasoning.atom", "reasoning.rss"]
@@ -185,7 +220,9 @@ def test_removed_topic_files_disappear(tmp_path: Path, hf: FakeHF) -> None:
 def test_changed_query_rematches_everything(tmp_path: Path, hf: FakeHF) -> None:
     config = make_config(tmp_path, hf)
     do_run(config)
-    changed = make_config(tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "lattice"\n')
+    changed = make_config(
+        tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "lattice"\n'
+    )
     report = do_run(changed, offline=True)
     assert report.topics["reasoning"].matches == 1
 
@@ -234,9 +271,13 @@ def test_cli_preview(tmp_path: Path, hf: FakeHF) -> None:
     lines = result.output.splitlines()
     assert lines[0] == "topic reasoning: 2 of 3 stored papers match"
     assert "2603.00003" in lines[1] and "matched: reasoning" in lines[2]
-    result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "-q", "title:robot"])
+    result = CliRunner().invoke(
+        cli, ["--config", str(config.config_path), "preview", "-q", "title:robot"]
+    )
     assert "1 of 3" in result.output
-    result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "-q", "a AND"])
+    result = CliRunner().invoke(
+        cli, ["--config", str(config.config_path), "preview", "-q", "a AND"]
+    )
     assert result.exit_code == 2 and "column" in result.output
     result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "nope"])
     assert result.exit_code == 2 and "no topic 'nope'" in result.output

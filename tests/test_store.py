@@ -193,8 +193,12 @@ def test_papers_are_newest_first(store: Store) -> None:
         [
             api_paper("2603.00001", featured=date(2026, 3, 5)),
             api_paper("2603.00002", title="B", featured=date(2026, 3, 6)),
-            api_paper("2603.00003", title="C", featured=date(2026, 3, 6),
-                      published=datetime(2026, 3, 5, tzinfo=UTC)),
+            api_paper(
+                "2603.00003",
+                title="C",
+                featured=date(2026, 3, 6),
+                published=datetime(2026, 3, 5, tzinfo=UTC),
+            ),
         ]
     )
     assert [s.paper.key for s in store.papers()] == ["2603.00003", "2603.00002", "2603.00001"]
@@ -233,8 +237,14 @@ def test_failed_upsert_leaves_the_store_as_it_was(store: Store) -> None:
 def test_fetch_state_round_trip(store: Store) -> None:
     url = "http://127.0.0.1/api/daily_papers?date=2026-03-06&limit=100"
     assert store.fetch_state(url) is None
-    state = FetchState(url, date(2026, 3, 6), '"abc"', "Fri, 06 Mar 2026 08:00:00 GMT",
-                       datetime(2026, 3, 6, 8, tzinfo=UTC), 12)
+    state = FetchState(
+        url,
+        date(2026, 3, 6),
+        '"abc"',
+        "Fri, 06 Mar 2026 08:00:00 GMT",
+        datetime(2026, 3, 6, 8, tzinfo=UTC),
+        12,
+    )
     store.save_fetch(state)
     assert store.fetch_state(url) == state
     assert store.fetched_days() == {date(2026, 3, 6)}

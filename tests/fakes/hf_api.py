@@ -19,9 +19,8 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from email.utils import format_datetime
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -94,8 +93,15 @@ class FakeHF:
             self.state.days[day] = list(entries)
             self.state.modified = datetime.now(UTC).replace(microsecond=0)
 
-    def fault(self, kind: str, *, path: str | None = None, retry_after: int | None = None,
-              delay: float = 0.0, times: int = 1) -> None:
+    def fault(
+        self,
+        kind: str,
+        *,
+        path: str | None = None,
+        retry_after: int | None = None,
+        delay: float = 0.0,
+        times: int = 1,
+    ) -> None:
         assert kind in FAULTS, kind
         self.state.faults.append(Fault(kind, path, retry_after, delay, times))
 
@@ -150,13 +156,17 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)
             return False
         if kind in ("429", "500", "503", "404"):
-            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            headers = (
+                {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            )
             if kind == "429":
                 headers["RateLimit"] = f'"api";r=0;t={fault.retry_after or 1}'
             self._send(int(kind), b'{"error":"injected"}', "application/json", record, headers)
             return True
         if kind == "reset":
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+            )
             self.close_connection = True
             self.connection.close()
             record.status = -1
@@ -174,8 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
             return True
         if kind == "html":
-            self._send(200, b"<!doctype html><html><body>Service Unavailable</body></html>",
-                       "text/html; charset=utf-8", record)
+            self._send(
+                200,
+                b"<!doctype html><html><body>Service Unavailable</body></html>",
+                "text/html; charset=utf-8",
+                record,
+            )
             return True
         if kind == "wrong-shape":
             self._send(200, b'{"papers": "none", "count": 3}', "application/json", record)
@@ -222,7 +236,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             entries = self.state.days.get(day, [])
             modified = self.state.modified
-        self._conditional(html_page(day, entries).encode(), "text/html; charset=utf-8", modified, record)
+        self._conditional(
+            html_page(day, entries).encode(), "text/html; charset=utf-8", modified, record
+        )
 
     def _conditional(self, body: bytes, ctype: str, modified: datetime, record: Request) -> None:
         etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
@@ -234,8 +250,14 @@ class _Handler(BaseHTTPRequestHandler):
     def _bad(self, message: str, record: Request) -> None:
         self._send(400, json.dumps({"error": message}).encode(), "application/json", record)
 
-    def _send(self, status: int, body: bytes, ctype: str, record: Request,
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str,
+        record: Request,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         record.status = status
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -249,15 +271,19 @@ class _Handler(BaseHTTPRequestHandler):
 
 def html_page(day: date, entries: list[dict[str, Any]]) -> str:
     """A daily papers page in the real structure: the list rides in an escaped data-props."""
-    props = {"dailyPapers": entries, "dateString": day.isoformat(), "periodType": "day",
-             "prevDate": None}
+    props = {
+        "dailyPapers": entries,
+        "dateString": day.isoformat(),
+        "periodType": "day",
+        "prevDate": None,
+    }
     escaped = html.escape(json.dumps(props, ensure_ascii=False), quote=True)
     return (
-        "<!doctype html>\n<html class=\"\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html class=""><head><meta charset="utf-8">'
         f"<title>Daily Papers - Hugging Face</title></head><body>"
-        "<div class=\"flex min-h-dvh flex-col\"><main class=\"flex flex-1 flex-col\">"
-        f"<div class=\"SVELTE_HYDRATER contents\" data-target=\"DailyPapers\" data-props=\"{escaped}\">"
-        "<section class=\"container\"><h1>Daily Papers</h1></section></div>"
+        '<div class="flex min-h-dvh flex-col"><main class="flex flex-1 flex-col">'
+        f'<div class="SVELTE_HYDRATER contents" data-target="DailyPapers" data-props="{escaped}">'
+        '<section class="container"><h1>Daily Papers</h1></section></div>'
         "</main></div></body></html>\n"
     )
 

@@ -6,13 +6,60 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-WORDS = (
-    "sparse lattice planner routing token diffusion transformer agent reward policy robot "
-    "grasping locomotion quantization distillation speculative decoding cache memory retrieval "
-    "benchmark dataset vision language model reasoning chain thought proof mathematics code "
-    "synthesis video audio speech graph kernel attention mixture experts scaling law curriculum "
-    "feedback preference alignment safety evaluation latent manifold sampling denoising"
-).split()
+WORDS = [
+    "sparse",
+    "lattice",
+    "planner",
+    "routing",
+    "token",
+    "diffusion",
+    "transformer",
+    "agent",
+    "reward",
+    "policy",
+    "robot",
+    "grasping",
+    "locomotion",
+    "quantization",
+    "distillation",
+    "speculative",
+    "decoding",
+    "cache",
+    "memory",
+    "retrieval",
+    "benchmark",
+    "dataset",
+    "vision",
+    "language",
+    "model",
+    "reasoning",
+    "chain",
+    "thought",
+    "proof",
+    "mathematics",
+    "code",
+    "synthesis",
+    "video",
+    "audio",
+    "speech",
+    "graph",
+    "kernel",
+    "attention",
+    "mixture",
+    "experts",
+    "scaling",
+    "law",
+    "curriculum",
+    "feedback",
+    "preference",
+    "alignment",
+    "safety",
+    "evaluation",
+    "latent",
+    "manifold",
+    "sampling",
+    "denoising",
+]
 
 
 def entry(
@@ -31,7 +78,9 @@ def entry(
     published = published or day - timedelta(days=2)
     paper: dict[str, Any] = {
         "id": arxiv_id,
-        "authors": [{"_id": f"{i:024x}", "name": a, "hidden": False} for i, a in enumerate(authors)],
+        "authors": [
+            {"_id": f"{i:024x}", "name": a, "hidden": False} for i, a in enumerate(authors)
+        ],
         "publishedAt": f"{published.isoformat()}T17:59:02.000Z",
         "submittedOnDailyAt": f"{day.isoformat()}T02:14:40.512Z",
         "title": title,
@@ -64,10 +113,22 @@ def random_day(rng: random.Random, day: date, count: int, start: int) -> list[di
     for n in range(count):
         title = " ".join(rng.choice(WORDS) for _ in range(rng.randint(6, 14))).title()
         abstract = " ".join(rng.choice(WORDS) for _ in range(rng.randint(120, 250)))
-        authors = tuple(f"Author{rng.randint(1, 5000)} Name{rng.randint(1, 900)}" for _ in range(rng.randint(2, 10)))
+        authors = tuple(
+            f"Author{rng.randint(1, 5000)} Name{rng.randint(1, 900)}"
+            for _ in range(rng.randint(2, 10))
+        )
         keywords = tuple(rng.sample(WORDS, 5))
         arxiv_id = f"{day:%y%m}.{start + n:05d}"
-        out.append(entry(arxiv_id, title, day, abstract=abstract, authors=authors,
-                         upvotes=rng.randint(0, 60), comments=rng.randint(0, 5),
-                         keywords=keywords))
+        out.append(
+            entry(
+                arxiv_id,
+                title,
+                day,
+                abstract=abstract,
+                authors=authors,
+                upvotes=rng.randint(0, 60),
+                comments=rng.randint(0, 5),
+                keywords=keywords,
+            )
+        )
     return out
