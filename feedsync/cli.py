@@ -320,13 +320,18 @@ class _progress:
 def _print_report(config: Config, report: Any) -> None:
     source = report.source
     if source is not None:
-        line = (
-            f"fetched {source.units} unit(s) ({source.not_modified} unchanged"
-            + (f", {source.skipped} already stored" if source.skipped else "")
-            + f", {source.requests} requests): {source.papers} papers, "
-            f"{source.counts.new} new, {source.counts.updated} updated"
+        if config.source.kind == "files":
+            what = f"read {source.units} file(s) ({source.not_modified} unchanged)"
+        else:
+            what = (
+                f"fetched {source.units} page(s) ({source.not_modified} not modified"
+                + (f", {source.skipped} days already stored" if source.skipped else "")
+                + f", {source.requests} requests)"
+            )
+        click.echo(
+            f"{what}: {source.papers} papers, {source.counts.new} new, "
+            f"{source.counts.updated} updated"
         )
-        click.echo(line)
     if report.topics:
         parts = [f"{slug} {t.matches} (+{t.new})" for slug, t in report.topics.items()]
         click.echo("topics: " + ", ".join(parts))
