@@ -287,6 +287,74 @@ def preview(
         click.echo(line)
 
 
+@cli.command()
+@_config_option
+@click.option("--serve", is_flag=True, help="Also serve output_dir over HTTP (see `serve`).")
+@click.option("--host", help="Server address (default: [server] host).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Server port (default: [server] port).")
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.1),
+    help="Run every N seconds instead of [schedule] cron (for tests and benchmarks).",
+)
+@click.option("--max-runs", type=click.IntRange(min=1), help="Stop after N runs.")
+@click.pass_context
+def daemon(
+    ctx: click.Context,
+    config_path: Path | None,
+    serve: bool,
+    host: str | None,
+    port: int | None,
+    interval: float | None,
+    max_runs: int | None,
+) -> None:
+    """Run the pass at start-up and then on [schedule] cron, until SIGTERM or SIGINT.
+
+    Only one daemon may use a data directory; a second one exits at once (code 3) naming
+    the process that holds the lock. A failing run is logged and recorded, and the next
+    scheduled run still happens. Stops cleanly (exit 0) on SIGTERM/SIGINT.
+    """
+    from feedsync.daemon import run_daemon
+
+    config = load(ctx, config_path)
+    if logging.getLogger("feedsync").level > logging.INFO:
+        logging.getLogger("feedsync").setLevel(logging.INFO)  # a daemon logs its runs
+    run_daemon(config, serve=serve, host=host, port=port, interval=interval, max_runs=max_runs)
+
+
+@cli.command()
+@_config_option
+@click.option("--host", help="Address to listen on (default: [server] host).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port).")
+@click.pass_context
+def serve(ctx: click.Context, config_path: Path | None, host: str | None, port: int | None) -> None:
+    """Serve output_dir over HTTP, with /healthz, until SIGTERM or SIGINT.
+
+    Feeds get their proper content types, ETag and Last-Modified (304 on revalidation),
+    gzip when asked for and a Cache-Control max-age that matches the schedule.
+    """
+    from feedsync.server import serve as run_server
+
+    config = load(ctx, config_path)
+    run_server(config, host=host, port=port)
+
+
+@cli.command()
+@_config_option
+@click.pass_context
+def healthcheck(ctx: click.Context, config_path: Path | None) -> None:
+    """Exit 0 if the last run succeeded within two schedule periods, else 1.
+
+    Reads the status record in the store directly (no HTTP needed), prints it as JSON.
+    """
+    from feedsync.health import health_report
+
+    config = load(ctx, config_path)
+    healthy, payload = health_report(config)
+    click.echo(json.dumps(payload, sort_keys=True))
+    ctx.exit(0 if healthy else 1)
+
+
 class _Step:
     """A progress callback that advances a click progress bar (or does nothing)."""
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError
 from feedsync.fetch import HttpClient
+from feedsync.locks import run_lock
 from feedsync.publish import PublishReport, publish
 from feedsync.render import FeedSpec, render_atom, render_opml, render_rss
 from feedsync.sources import Progress, SourceReport, update_store
@@ -106,10 +107,15 @@ def run(
     progress: Progress | None = None,
     client: HttpClient | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    stop: Callable[[], bool] | None = None,
 ) -> RunReport:
-    """Run one pass; StorageError and PublishError escape, everything else is reported."""
-    report = RunReport(started=clock())
-    with Store(config.store_path, clock=clock) as store:
+    """Run one pass; StorageError, LockError and PublishError escape, the rest is reported.
+
+    ``stop`` is polled between fetched units: once it says so, fetching ends and the pass
+    publishes from what is stored (the daemon's safe point on SIGTERM).
+    """
+    with run_lock(config.data_dir), Store(config.store_path, clock=clock) as store:
+        report = RunReport(started=clock())
         run_id = store.start_run(report.started)
         error: str | None = None
         try:
@@ -124,6 +130,7 @@ def run(
                         skip_fetched=skip_fetched,
                         progress=progress,
                         client=client,
+                        stop=stop,
                     ),
                 )
                 report.failures.extend(f"source: {f}" for f in report.source.failures)

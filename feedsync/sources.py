@@ -78,6 +78,7 @@ def update_store(
     skip_fetched: bool = False,
     progress: Progress | None = None,
     client: HttpClient | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> SourceReport:
     """Fetch the configured source and merge it into the store.
 
@@ -89,6 +90,8 @@ def update_store(
     source = config.source
     if source.kind == "files":
         for path in _expand(source.paths, report):
+            if stop and stop():
+                break
             _import_file(store, path, refresh, report)
             if progress:
                 progress(path.name)
@@ -100,6 +103,9 @@ def update_store(
     fetched = store.fetched_days() if skip_fetched and not refresh else set()
     try:
         for day in days:
+            if stop and stop():
+                log.info("source: stopping early, %s and later days left for the next run", day)
+                break
             if day in fetched:
                 report.skipped += 1
             elif source.kind == "hf-api":
