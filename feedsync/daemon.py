@@ -92,7 +92,7 @@ class Daemon:
         log.info("daemon stopped after %d run(s)", self.runs)
 
     def _run_once(self) -> None:
-        if self.stopping.is_set():
+        if self.stopping.is_set() or self.finished.is_set():
             return
         from feedsync.pipeline import run
 
