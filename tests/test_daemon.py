@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -53,7 +54,7 @@ def test_runs_on_schedule_without_overlap(tmp_path: Path) -> None:
     records = runs(config)
     assert len(records) == 4
     assert all(r.result == "ok" for r in records)
-    for before, after in zip(records, records[1:]):
+    for before, after in itertools.pairwise(records):
         assert before.finished is not None and after.started >= before.finished
     assert "daemon stopped after 4 run(s)" in err
     assert err.count("run ok") == 4
