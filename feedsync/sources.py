@@ -11,20 +11,23 @@ from __future__ import annotations
 import glob
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError, FetchError, InputError
-from feedsync.fetch import HttpClient
-from feedsync.models import UpsertCounts
+from feedsync.fetch import HttpClient, Response
+from feedsync.models import Digest, UpsertCounts
 from feedsync.parsers import parse_digest, parse_file
 from feedsync.store import FetchState, Store
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # the API's largest `limit`
+# Days fetched at once: overlaps network waits, stays polite to the server.
+FETCH_WORKERS = 4
 
 
 @dataclass
@@ -98,22 +101,25 @@ def update_store(
         return report
     if days is None:
         days = recent_days(datetime.now(UTC).date(), source.days)
+    fetched = store.fetched_days() if skip_fetched and not refresh else set()
+    todo = [d for d in days if d not in fetched]
+    report.skipped = len(days) - len(todo)
     own_client = client is None
     http = client or HttpClient(timeout=source.timeout, retries=source.retries)
-    fetched = store.fetched_days() if skip_fetched and not refresh else set()
+    known = {} if refresh else store.fetch_states(todo)
+    fetcher = _DayFetcher(http, source.api_url, source.kind, known, stop)
     try:
-        for day in days:
-            if stop and stop():
-                log.info("source: stopping early, %s and later days left for the next run", day)
-                break
-            if day in fetched:
-                report.skipped += 1
-            elif source.kind == "hf-api":
-                _fetch_api_day(http, store, source.api_url, day, refresh, report)
-            else:
-                _fetch_html_day(http, store, source.api_url, day, refresh, report)
-            if progress:
-                progress(day.isoformat())
+        # Days are fetched and parsed by a few threads (network waits overlap), and merged
+        # here, on the store's thread, in order.
+        with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(1, len(todo)))) as pool:
+            for day, units in zip(todo, pool.map(fetcher.fetch_day, todo), strict=True):
+                if units is None:
+                    log.info("source: stopping early, %s and later days left for the next run", day)
+                    break
+                for unit in units:
+                    _merge_unit(store, unit, report)
+                if progress:
+                    progress(day.isoformat())
     finally:
         report.requests = http.requests
         if own_client:
@@ -126,69 +132,99 @@ def api_url(base: str, day: date, page: int) -> str:
     return url if page == 0 else f"{url}&p={page}"
 
 
-def _fetch_api_day(
-    http: HttpClient, store: Store, base: str, day: date, refresh: bool, report: SourceReport
-) -> None:
-    # Pages are requested while the previous one came back full; a page answered 304 is
-    # as full as it was when we stored it.
-    page = 0
-    while True:
-        count = _fetch_unit(http, store, api_url(base, day, page), day, "hf-json", refresh, report)
-        if count is None or count < PAGE_SIZE:
-            return
-        page += 1
+@dataclass
+class _Unit:
+    """One fetched URL: a fresh digest, a 304, or a failure."""
+
+    url: str
+    day: date
+    known: FetchState | None
+    response: Response | None = None
+    digest: Digest | None = None
+    error: str | None = None
+
+    @property
+    def paper_count(self) -> int:
+        if self.digest is not None:
+            return len(self.digest.papers)
+        return self.known.paper_count if self.known else 0
 
 
-def _fetch_html_day(
-    http: HttpClient, store: Store, base: str, day: date, refresh: bool, report: SourceReport
-) -> None:
-    _fetch_unit(
-        http, store, f"{base}/papers/date/{day.isoformat()}", day, "hf-html", refresh, report
-    )
+class _DayFetcher:
+    """Fetches and parses every page of a day; runs in worker threads, never touches the store."""
+
+    def __init__(
+        self,
+        http: HttpClient,
+        base: str,
+        kind: str,
+        known: dict[str, FetchState],
+        stop: Callable[[], bool] | None,
+    ) -> None:
+        self.http = http
+        self.base = base
+        self.kind = kind
+        self.known = known
+        self.stop = stop
+
+    def fetch_day(self, day: date) -> list[_Unit] | None:
+        if self.stop and self.stop():
+            return None
+        if self.kind == "hf-html":
+            return [self._fetch(f"{self.base}/papers/date/{day.isoformat()}", day, "hf-html")]
+        # Pages are requested while the previous one came back full; a page answered 304
+        # is as full as it was when we stored it.
+        units = []
+        page = 0
+        while True:
+            unit = self._fetch(api_url(self.base, day, page), day, "hf-json")
+            units.append(unit)
+            if unit.error is not None or unit.paper_count < PAGE_SIZE:
+                return units
+            page += 1
+
+    def _fetch(self, url: str, day: date, fmt: str) -> _Unit:
+        known = self.known.get(url)
+        unit = _Unit(url, day, known)
+        try:
+            unit.response = self.http.get(
+                url,
+                etag=known.etag if known else None,
+                last_modified=known.last_modified if known else None,
+            )
+            if not (unit.response.not_modified and known is not None):
+                unit.digest = parse_digest(unit.response.content, format=fmt, day=day, source=url)
+        except FeedsyncError as e:
+            unit.error = str(e)
+        return unit
 
 
-def _fetch_unit(
-    http: HttpClient,
-    store: Store,
-    url: str,
-    day: date,
-    fmt: str,
-    refresh: bool,
-    report: SourceReport,
-) -> int | None:
-    """Fetch, parse and merge one URL; the number of papers it holds, None on failure."""
+def _merge_unit(store: Store, unit: _Unit, report: SourceReport) -> None:
     report.units += 1
-    known = None if refresh else store.fetch_state(url)
-    try:
-        response = http.get(
-            url,
-            etag=known.etag if known else None,
-            last_modified=known.last_modified if known else None,
-        )
-        if response.not_modified and known is not None:
-            report.not_modified += 1
-            return known.paper_count
-        digest = parse_digest(response.content, format=fmt, day=day, source=url)
-    except FeedsyncError as e:
-        report.failures.append(str(e))
-        log.error("source: %s", e)
-        return None
+    if unit.error is not None:
+        report.failures.append(unit.error)
+        log.error("source: %s", unit.error)
+        return
+    digest, response = unit.digest, unit.response
+    if digest is None or response is None:
+        report.not_modified += 1
+        return
     for warning in digest.warnings:
-        log.warning("%s: %s", url, warning)
+        log.warning("%s: %s", unit.url, warning)
     report.warnings += len(digest.warnings)
     report.papers += len(digest.papers)
     report.counts += store.upsert(digest.papers)
+    # Saved after the papers are committed: a crash in between costs a refetch, not a paper.
     store.save_fetch(
         FetchState(
-            url=url,
-            day=day,
+            url=unit.url,
+            day=unit.day,
             etag=response.etag,
             last_modified=response.last_modified,
             fetched_at=datetime.now(UTC),
             paper_count=len(digest.papers),
         )
     )
-    return len(digest.papers)
 
 
 def _expand(patterns: Sequence[str], report: SourceReport) -> Iterator[Path]:

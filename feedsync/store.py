@@ -463,16 +463,7 @@ class Store:
 
     def fetch_state(self, url: str) -> FetchState | None:
         row = self._db.execute("SELECT * FROM fetches WHERE url = ?", (url,)).fetchone()
-        if row is None:
-            return None
-        return FetchState(
-            url=row["url"],
-            day=date.fromisoformat(row["day"]) if row["day"] else None,
-            etag=row["etag"],
-            last_modified=row["last_modified"],
-            fetched_at=datetime.fromisoformat(row["fetched_at"]),
-            paper_count=row["paper_count"],
-        )
+        return None if row is None else _fetch_state(row)
 
     def save_fetch(self, state: FetchState) -> None:
         with self._transaction():
@@ -489,6 +480,15 @@ class Store:
                     state.paper_count,
                 ),
             )
+
+    def fetch_states(self, days: Iterable[date]) -> dict[str, FetchState]:
+        """The remembered state of every URL fetched for these days, by URL."""
+        wanted = {d.isoformat() for d in days}
+        states = {}
+        for row in self._db.execute("SELECT * FROM fetches WHERE day IS NOT NULL"):
+            if row["day"] in wanted:
+                states[row["url"]] = _fetch_state(row)
+        return states
 
     def fetched_days(self) -> set[date]:
         rows = self._db.execute("SELECT DISTINCT day FROM fetches WHERE day IS NOT NULL")
@@ -522,6 +522,17 @@ class _Transaction:
             self._db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise StorageError(f"cannot write to the store {self._path}: {exc}") from exc
+
+
+def _fetch_state(row: sqlite3.Row) -> FetchState:
+    return FetchState(
+        url=row["url"],
+        day=date.fromisoformat(row["day"]) if row["day"] else None,
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        fetched_at=datetime.fromisoformat(row["fetched_at"]),
+        paper_count=row["paper_count"],
+    )
 
 
 def _statements(script: str) -> list[str]:
