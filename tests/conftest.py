@@ -10,13 +10,16 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def _no_feedsync_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see no FEEDSYNC_* variables from the developer's shell."""
+def _no_feedsync_env(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Tests see no FEEDSYNC_* variables from the developer's shell, and a private cache."""
     import os
 
     for name in list(os.environ):
         if name.upper().startswith("FEEDSYNC_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
 WriteConfig = Callable[..., Path]

@@ -191,3 +191,57 @@ def test_bad_slugs(write_config, slug: str) -> None:
 def test_files_source_needs_paths(write_config) -> None:
     found = problems(write_config(MINIMAL + '[source]\nkind = "files"\n'))
     assert found[0][0] == "source"
+
+
+def test_validated_config_is_cached_without_the_secret(write_config, tmp_path: Path) -> None:
+    path = write_config(MINIMAL + '[zotero]\napi_key = "zk-very-secret"\n')
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    first = load_config(path, env)
+    (cached,) = (tmp_path / "cache" / "feedsync").glob("config-*.json")
+    assert b"zk-very-secret" not in cached.read_bytes()
+    second = load_config(path, env)
+    assert second == first
+    assert second.zotero.key() == "zk-very-secret"
+    # The key from the environment wins, on a cache hit as well.
+    assert load_config(path, {**env, "FEEDSYNC_ZOTERO__API_KEY": "zk-env"}).zotero.key() == "zk-env"
+
+
+def test_cache_follows_the_file_and_the_environment(write_config, tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    path = write_config(MINIMAL)
+    assert load_config(path, env).source.days == 3
+    assert load_config(path, {**env, "FEEDSYNC_SOURCE__DAYS": "6"}).source.days == 6
+    write_config("[source]\ndays = 4\n" + MINIMAL)
+    assert load_config(path, env).source.days == 4
+    write_config("[source]\ndays = 0\n" + MINIMAL)
+    with pytest.raises(ConfigError):
+        load_config(path, env)
+
+
+def test_a_cache_hit_does_not_import_pydantic(write_config, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    path = write_config(MINIMAL)
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    code = (
+        "import sys; from feedsync.config import load_config; "
+        f"c = load_config({str(path)!r}); print('pydantic' in sys.modules, c.topics['llm'].query)"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        ).stdout.split()
+        for _ in range(2)
+    ]
+    assert runs == [["True", "LLM"], ["False", "LLM"]]
+
+
+def test_corrupt_cache_is_ignored(write_config, tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    path = write_config(MINIMAL)
+    load_config(path, env)
+    for cached in (tmp_path / "cache" / "feedsync").glob("config-*.json"):
+        cached.write_text("{not json")
+    assert load_config(path, env).topics["llm"].title == "LLMs"
