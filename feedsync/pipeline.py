@@ -19,17 +19,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError
-from feedsync.fetch import HttpClient
 from feedsync.locks import run_lock
 from feedsync.publish import PublishReport, publish
 from feedsync.render import FeedSpec, render_atom, render_opml, render_rss
-from feedsync.sources import Progress, SourceReport, update_store
 from feedsync.store import MatchUpdate, Store, TopicState
 from feedsync.topics import Topic, build_topics, match
+
+if TYPE_CHECKING:
+    from feedsync.fetch import HttpClient
+    from feedsync.sources import Progress, SourceReport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -120,6 +122,8 @@ def run(
         error: str | None = None
         try:
             if not offline:
+                from feedsync.sources import update_store
+
                 report.source = _stage(
                     "fetch",
                     lambda: update_store(

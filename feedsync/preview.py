@@ -25,7 +25,7 @@ def preview(config: Config, *, topic: str | None, query: str | None, limit: int)
         label = f"query {query}"
     from feedsync.topics import Topic
 
-    probe = Topic("preview", "", "", compiled, limit, False, "")
+    probe = Topic("preview", "", "", limit, False, "", compiled)
     with Store(config.store_path) as store:
         total = store.count()
         found = match([probe], store.documents())["preview"]

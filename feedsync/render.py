@@ -32,9 +32,6 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
-from feedgen.feed import FeedGenerator
-from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # lxml ships no stubs
-
 from feedsync.models import Paper, StoredPaper
 from feedsync.text import collapse, xml_safe
 
@@ -282,9 +279,10 @@ def _prepare(stored: StoredPaper) -> _Entry:
 # --- feeds ----------------------------------------------------------------------------------
 
 
-def _feed(
-    spec: FeedSpec, entries: Sequence[_Entry], self_url: str, self_type: str
-) -> FeedGenerator:
+def _feed(spec: FeedSpec, entries: Sequence[_Entry], self_url: str, self_type: str) -> Any:
+    # Imported here: commands that render nothing (an idle run) never load feedgen.
+    from feedgen.feed import FeedGenerator
+
     fg = FeedGenerator()
     title = clean(spec.title) or clean(spec.slug)
     fg.id(spec.atom_url)
@@ -302,7 +300,7 @@ def _feed(
     return fg
 
 
-def _base_entry(fg: FeedGenerator, spec: FeedSpec, entry: _Entry) -> Any:
+def _base_entry(fg: Any, spec: FeedSpec, entry: _Entry) -> Any:
     # feedgen is untyped: FeedGenerator and FeedEntry are Any to mypy.
     fe = fg.add_entry(order="append")
     fe.id(_tag(spec, entry.key))  # id only: RSS guid gets isPermaLink="false"
@@ -358,6 +356,8 @@ def render_opml(specs: Sequence[FeedSpec], *, title: str, base_url: str) -> byte
     the Atom URLs are on the index page. ``base_url`` gives ``ownerId``, the page that
     describes these feeds. No ``dateCreated``: it would change the bytes on every run.
     """
+    from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs
+
     root = etree.Element("opml", version="2.0")
     head = etree.SubElement(root, "head")
     etree.SubElement(head, "title").text = clean(title) or GENERATOR

@@ -8,38 +8,44 @@ which is cheaper than building an index for them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from feedsync.config import Config, TopicConfig
 from feedsync.models import Paper
-from feedsync.query import (
-    MemoryIndex,
-    Query,
-    all_of,
-    any_phrase,
-    compile_query,
-    document,
-    min_upvotes,
-)
+
+if TYPE_CHECKING:
+    from feedsync.query import Query
 
 # Below this many papers, testing each paper against each topic beats building an index.
 INDEX_THRESHOLD = 2000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Topic:
-    """One topic feed, ready to match: ``signature`` changes whenever what it selects may."""
+    """One topic feed, ready to match: ``signature`` changes whenever what it selects may.
+
+    ``selection`` is the topic's table, or an already compiled query; it is compiled on
+    first use, so a run with nothing to match never pays for compiling a hundred queries.
+    """
 
     slug: str
     title: str
     description: str
-    query: Query
     max_items: int
     zotero: bool
     signature: str
+    selection: TopicConfig | Query
+
+    @functools.cached_property
+    def query(self) -> Query:
+        if isinstance(self.selection, TopicConfig):
+            return topic_query(self.selection)
+        return self.selection
 
 
 def build_topics(config: Config) -> list[Topic]:
@@ -55,14 +61,16 @@ def build_topic(slug: str, topic: TopicConfig, default_max: int) -> Topic:
         slug=slug,
         title=topic.title,
         description=describe(topic),
-        query=topic_query(topic),
         max_items=topic.max_items or default_max,
         zotero=topic.zotero,
         signature=_signature(topic),
+        selection=topic,
     )
 
 
 def topic_query(topic: TopicConfig) -> Query:
+    from feedsync.query import all_of, any_phrase, compile_query, min_upvotes
+
     parts: list[Query] = []
     if topic.query:
         parts.append(compile_query(topic.query))
@@ -103,6 +111,8 @@ def _signature(topic: TopicConfig) -> str:
 
 def match(topics: Sequence[Topic], papers: Iterable[tuple[int, Paper]]) -> dict[str, set[int]]:
     """For each topic, the ids (store row ids) of the given papers it selects."""
+    from feedsync.query import MemoryIndex, document
+
     docs = {rowid: document(paper) for rowid, paper in papers}
     if len(docs) >= INDEX_THRESHOLD:
         index = MemoryIndex(docs.items())

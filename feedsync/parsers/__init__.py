@@ -25,7 +25,7 @@ from pathlib import Path
 
 from feedsync.errors import InputError, ParseError
 from feedsync.models import Digest
-from feedsync.parsers import hf_html, hf_json
+from feedsync.parsers import hf_json
 from feedsync.parsers import text as text_parser
 
 __all__ = ["FORMATS", "MAX_BYTES", "detect_format", "parse_digest", "parse_file"]
@@ -72,6 +72,8 @@ def parse_digest(
     if fmt == "hf-json":
         digest = hf_json.parse(text, day=day, source=source)
     elif fmt == "hf-html":
+        from feedsync.parsers import hf_html  # lxml: only for HTML input
+
         digest = hf_html.parse(text, day=day, source=source)
     else:
         as_of = as_of or datetime.now(UTC).date()
