@@ -82,7 +82,7 @@ class ScheduleConfig:
     @property
     def period(self) -> timedelta:
         """The shortest gap between two scheduled runs."""
-        return cron.parse(self.cron).shortest_period()
+        return cron.period(self.cron)
 
 
 @dataclass(frozen=True, slots=True)

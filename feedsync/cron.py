@@ -9,6 +9,7 @@ explicit day names avoids that trap.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -46,6 +47,9 @@ class CronSpec:
         """Gaps between consecutive runs over eight years (two leap days)."""
         times = [h * 60 + m for h in self.hours for m in self.minutes]
         gaps = [timedelta(minutes=b - a) for a, b in itertools.pairwise(times)]
+        if len(self.months) == 12 and not self.days_restricted and not self.weekdays_restricted:
+            # Every day fires: the only day-level gap is the overnight one.
+            return [*gaps, timedelta(days=1, minutes=times[0] - times[-1])]
         start = date(2024, 1, 1)
         previous: date | None = None
         for offset in range(8 * 366):
@@ -72,6 +76,12 @@ class CronSpec:
             "month": ",".join(map(str, sorted(self.months))),
             "day_of_week": ",".join(_DAY_NAMES[d] for d in sorted(self.weekdays)),
         }
+
+
+@functools.lru_cache(maxsize=16)
+def period(expression: str) -> timedelta:
+    """The shortest gap between two runs of a valid expression (cached: asked per feed)."""
+    return parse(expression).shortest_period()
 
 
 def parse(expression: str) -> CronSpec:
