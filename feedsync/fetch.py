@@ -61,6 +61,7 @@ class HttpClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[], float] = random.random,
+        tls: bool = True,
     ) -> None:
         self.retries = retries
         self.backoff = backoff
@@ -72,6 +73,9 @@ class HttpClient:
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "gzip"},
             follow_redirects=True,
             transport=transport,
+            # Loading the CA bundle costs tens of milliseconds per run: only when a source
+            # is https (always, for huggingface.co). Redirects to https then fail loudly.
+            verify=True if tls else False,
         )
 
     def __enter__(self) -> HttpClient:

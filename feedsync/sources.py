@@ -105,7 +105,11 @@ def update_store(
     todo = [d for d in days if d not in fetched]
     report.skipped = len(days) - len(todo)
     own_client = client is None
-    http = client or HttpClient(timeout=source.timeout, retries=source.retries)
+    http = client or HttpClient(
+        timeout=source.timeout,
+        retries=source.retries,
+        tls=source.api_url.startswith("https:"),
+    )
     known = {} if refresh else store.fetch_states(todo)
     fetcher = _DayFetcher(http, source.api_url, source.kind, known, stop)
     try:
