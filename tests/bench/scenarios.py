@@ -1,0 +1,422 @@
+"""The benchmark's scenarios; each returns a dict of figures with `name`, `result`, `target`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tests.bench.__main__ import FEEDSYNC, Size, files_newer_than, run_measured, write_config
+from tests.bench.archive import Archive
+from tests.fakes.hf_api import FakeHF
+from tests.fakes.hf_data import entry
+
+
+@dataclass
+class Context:
+    size: Size
+    workdir: Path
+    hf: FakeHF
+    archive: Archive
+    queries: list[str]
+    config: Path | None = None  # the backfilled installation, shared by later scenarios
+    version_wall: float = 0.0
+
+
+def _cli(ctx: Context, *args: str) -> list[str]:
+    assert ctx.config is not None
+    return [*FEEDSYNC, "--config", str(ctx.config), *args]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def backfill(ctx: Context) -> dict[str, Any]:
+    """Backfill: every day fetched, stored, matched, rendered and published."""
+    home = ctx.workdir / "install"
+    home.mkdir()
+    ctx.config = write_config(home, ctx.hf.url, ctx.queries)
+    days = sorted(ctx.archive.days)
+    ctx.hf.reset_log()
+    before = time.time()
+    m = run_measured(_cli(ctx, "backfill", "--since", str(days[0]), "--until", str(days[-1])))
+    assert m.returncode == 0, m.stderr[-2000:]
+    return {
+        "name": "backfill",
+        "result": f"{m.wall:.1f} s, {m.max_rss_mb:.0f} MB",
+        "target": "<= 20 s, <= 300 MB",
+        "wall_s": round(m.wall, 2),
+        "cpu_s": round(m.cpu, 2),
+        "peak_rss_mb": round(m.max_rss_mb, 1),
+        "requests": len(ctx.hf.requests),
+        "files_written": files_newer_than(home / "feeds", before),
+        "details": f"{len(ctx.hf.requests)} requests, cpu {m.cpu:.1f} s",
+        "report": m.stdout.strip().splitlines(),
+    }
+
+
+def _version_wall(ctx: Context) -> float:
+    if not ctx.version_wall:
+        walls = [run_measured([*FEEDSYNC, "--version"]).wall for _ in range(max(3, ctx.size.repeats))]
+        ctx.version_wall = _median(walls)
+    return ctx.version_wall
+
+
+def idle_run(ctx: Context) -> dict[str, Any]:
+    """Idle hourly run: nothing new, recent days answer 304."""
+    version = _version_wall(ctx)
+    run_measured(_cli(ctx, "run"))  # settle: the recent days' validators are stored
+    walls, cpus, rss, requests, written = [], [], [], [], []
+    feeds = ctx.config.parent / "feeds"  # type: ignore[union-attr]
+    for _ in range(ctx.size.repeats):
+        ctx.hf.reset_log()
+        before = time.time()
+        time.sleep(0.01)
+        m = run_measured(_cli(ctx, "run"))
+        assert m.returncode == 0, m.stderr[-2000:]
+        walls.append(m.wall)
+        cpus.append(m.cpu)
+        rss.append(m.max_rss_mb)
+        requests.append(len(ctx.hf.requests))
+        written.append(files_newer_than(feeds, before))
+    wall = _median(walls)
+    return {
+        "name": "idle hourly run",
+        "result": f"{wall:.3f} s = {wall / version:.2f}x --version",
+        "target": "<= 2x --version, 0 files",
+        "wall_s": round(wall, 3),
+        "cpu_s": round(_median(cpus), 3),
+        "peak_rss_mb": round(max(rss), 1),
+        "version_wall_s": round(version, 3),
+        "ratio": round(wall / version, 2),
+        "requests": max(requests),
+        "files_written": max(written),
+        "details": f"{max(requests)} requests ({requests[0]} 304s), {max(written)} files written",
+    }
+
+
+def new_papers_run(ctx: Context) -> dict[str, Any]:
+    """Hourly run with new papers on today's page."""
+    version = _version_wall(ctx)
+    today = max(ctx.archive.days)
+    rng = random.Random(5)
+    walls, cpus, rss, written, requests = [], [], [], [], []
+    feeds = ctx.config.parent / "feeds"  # type: ignore[union-attr]
+    serial = 90000
+    for _ in range(ctx.size.repeats):
+        fresh = []
+        for _ in range(ctx.size.new_papers):
+            serial += 1
+            words = rng.sample(ctx.archive.vocabulary[30:1500], 12)
+            fresh.append(entry(f"{today:%y%m}.{serial:05d}", " ".join(words).capitalize(), today,
+                               abstract=" ".join(rng.choices(ctx.archive.vocabulary[:2000], k=180)),
+                               keywords=tuple(rng.sample(ctx.archive.keywords, 5))))
+        ctx.hf.set_day(today, ctx.hf.state.days.get(today, []) + fresh)
+        ctx.hf.reset_log()
+        before = time.time()
+        time.sleep(0.01)
+        m = run_measured(_cli(ctx, "run"))
+        assert m.returncode == 0, m.stderr[-2000:]
+        walls.append(m.wall)
+        cpus.append(m.cpu)
+        rss.append(m.max_rss_mb)
+        written.append(files_newer_than(feeds, before))
+        requests.append(len(ctx.hf.requests))
+    wall = _median(walls)
+    return {
+        "name": f"hourly run, {ctx.size.new_papers} new papers",
+        "result": f"{wall:.3f} s = {wall / version:.2f}x --version",
+        "target": "<= 3x --version",
+        "wall_s": round(wall, 3),
+        "cpu_s": round(_median(cpus), 3),
+        "peak_rss_mb": round(max(rss), 1),
+        "ratio": round(wall / version, 2),
+        "requests": max(requests),
+        "files_written": int(_median([float(w) for w in written])),
+        "details": f"{int(_median([float(w) for w in written]))} files written, {max(requests)} requests",
+    }
+
+
+def matching(ctx: Context) -> dict[str, Any]:
+    """Matching alone: every stored paper against every topic."""
+    code = f"""
+import json, time, resource
+from feedsync.config import load_config
+from feedsync.store import Store
+from feedsync.topics import build_topics
+from feedsync.query import MemoryIndex, document
+config = load_config({str(ctx.config)!r}, {{}})
+topics = build_topics(config)
+t0 = time.perf_counter()
+with Store(config.store_path) as store:
+    papers = list(store.documents())
+t1 = time.perf_counter()
+index = MemoryIndex((rowid, document(p)) for rowid, p in papers)
+t2 = time.perf_counter()
+found = {{t.slug: t.query.select(index) for t in topics}}
+t3 = time.perf_counter()
+print(json.dumps({{"papers": len(papers), "load": t1 - t0, "index": t2 - t1, "select": t3 - t2,
+    "matches": sum(len(v) for v in found.values()),
+    "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+    m = run_measured([sys.executable, "-c", code])
+    assert m.returncode == 0, m.stderr[-2000:]
+    r = json.loads(m.stdout)
+    return {
+        "name": "matching alone",
+        "result": f"{r['select']:.2f} s select",
+        "target": "<= 1 s",
+        "wall_s": round(r["select"], 3),
+        "load_s": round(r["load"], 2),
+        "index_build_s": round(r["index"], 2),
+        "papers": r["papers"],
+        "matches": r["matches"],
+        "peak_rss_mb": round(r["rss"], 1),
+        "details": f"{r['papers']} papers x {len(ctx.queries)} topics; "
+        f"index build {r['index']:.2f} s, load {r['load']:.2f} s",
+    }
+
+
+def rendering(ctx: Context) -> dict[str, Any]:
+    """Rendering alone: every topic as RSS and Atom with its newest items."""
+    code = f"""
+import json, time
+from feedsync.config import load_config
+from feedsync.store import Store
+from feedsync.topics import build_topics
+from feedsync.pipeline import feed_spec
+from feedsync.render import render_atom, render_rss
+config = load_config({str(ctx.config)!r}, {{}})
+topics = build_topics(config)
+with Store(config.store_path) as store:
+    feeds = [(feed_spec(config, t.slug, t.title, t.description), store.newest(t.slug, t.max_items)) for t in topics]
+t0 = time.perf_counter()
+size = 0
+for spec, papers in feeds:
+    size += len(render_rss(spec, papers)) + len(render_atom(spec, papers))
+t1 = time.perf_counter()
+print(json.dumps({{"seconds": t1 - t0, "feeds": 2 * len(feeds), "items": sum(len(p) for _, p in feeds), "bytes": size}}))
+"""
+    m = run_measured([sys.executable, "-c", code])
+    assert m.returncode == 0, m.stderr[-2000:]
+    r = json.loads(m.stdout)
+    return {
+        "name": "rendering alone",
+        "result": f"{r['seconds']:.2f} s",
+        "target": "<= 2 s",
+        "wall_s": round(r["seconds"], 3),
+        "feeds": r["feeds"],
+        "items": r["items"],
+        "details": f"{r['feeds']} feeds, {r['items']} items per format, {r['bytes'] / 1e6:.1f} MB",
+    }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def _wrk(url: str, seconds: int, headers: list[str]) -> float:
+    args = ["wrk", "-t2", "-c32", f"-d{seconds}s", "--latency"]
+    for h in headers:
+        args += ["-H", h]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    match = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    assert match, out
+    return float(match.group(1))
+
+
+def serving(ctx: Context) -> dict[str, Any]:
+    """Serving: 200 and 304 responses per second, feedsync serve vs nginx."""
+    if not (shutil.which("wrk") and shutil.which("nginx")):
+        return {"name": "serving", "result": "skipped", "target": "ratio vs nginx",
+                "details": "needs wrk and nginx (apt-get install wrk nginx)"}
+    feeds = ctx.config.parent / "feeds"  # type: ignore[union-attr]
+    name = sorted(p.name for p in feeds.glob("*.atom"))[0]
+    seconds = 3 if ctx.size.papers < 1000 else 8
+    port = _free_port()
+    server = subprocess.Popen(_cli(ctx, "serve", "--port", str(port)), stderr=subprocess.DEVNULL)
+    ngx_dir = Path(tempfile.mkdtemp(prefix="nginx-", dir=ctx.workdir))
+    ngx_port = _free_port()
+    repo = Path(__file__).resolve().parents[2]
+    site = (repo / "config" / "nginx.conf").read_text()
+    site = site.replace("/srv/feedsync/feeds", str(feeds)).replace("listen 8080", f"listen {ngx_port}")
+    (ngx_dir / "site.conf").write_text(site)
+    (ngx_dir / "nginx.conf").write_text(
+        f"worker_processes 1;\npid {ngx_dir}/nginx.pid;\nerror_log {ngx_dir}/error.log;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{ access_log off; include {ngx_dir}/site.conf; }}\n"
+    )
+    subprocess.run(["nginx", "-c", str(ngx_dir / "nginx.conf")], check=True, capture_output=True)
+    try:
+        _wait_port(port)
+        _wait_port(ngx_port)
+        import httpx
+
+        ours_tag = httpx.get(f"http://127.0.0.1:{port}/{name}").headers["etag"]
+        ngx_tag = httpx.get(f"http://127.0.0.1:{ngx_port}/{name}").headers["etag"]
+        r = {
+            "feedsync_200": _wrk(f"http://127.0.0.1:{port}/{name}", seconds, []),
+            "feedsync_304": _wrk(f"http://127.0.0.1:{port}/{name}", seconds, [f"If-None-Match: {ours_tag}"]),
+            "nginx_200": _wrk(f"http://127.0.0.1:{ngx_port}/{name}", seconds, []),
+            "nginx_304": _wrk(f"http://127.0.0.1:{ngx_port}/{name}", seconds, [f"If-None-Match: {ngx_tag}"]),
+        }
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+        subprocess.run(["nginx", "-c", str(ngx_dir / "nginx.conf"), "-s", "stop"], capture_output=True)
+    ratio_200 = r["feedsync_200"] / r["nginx_200"]
+    ratio_304 = r["feedsync_304"] / r["nginx_304"]
+    return {
+        "name": "serving (req/s)",
+        "result": f"200: {r['feedsync_200']:.0f}/s, 304: {r['feedsync_304']:.0f}/s",
+        "target": "ratio vs nginx",
+        **{k: round(v) for k, v in r.items()},
+        "ratio_200": round(ratio_200, 3),
+        "ratio_304": round(ratio_304, 3),
+        "details": f"nginx 200: {r['nginx_200']:.0f}/s, 304: {r['nginx_304']:.0f}/s; "
+        f"ratio {ratio_200:.2f} / {ratio_304:.2f}",
+    }
+
+
+def zotero(ctx: Context) -> dict[str, Any]:
+    """Zotero: requests to sync new papers, and a rerun."""
+    try:
+        from tests.fakes.zotero_api import FakeZotero  # type: ignore[import-not-found]
+    except ImportError:
+        return {"name": "zotero sync", "result": "skipped", "target": "<= 25 requests",
+                "details": "no Zotero fake yet"}
+    return _zotero_with(ctx, FakeZotero)
+
+
+def _zotero_with(ctx: Context, fake_cls: Any) -> dict[str, Any]:
+    home = ctx.workdir / "zotero"
+    home.mkdir()
+    with fake_cls() as zot:
+        key = zot.api_key
+        cfg = home / "feedsync.toml"
+        cfg.write_text(
+            f'data_dir = "data"\noutput_dir = "feeds"\n[source]\nkind = "hf-api"\napi_url = "{ctx.hf.url}"\n'
+            f'[zotero]\nenabled = true\nlibrary_id = "{zot.library_id}"\napi_url = "{zot.url}"\n'
+            f'[topics.everything]\ntitle = "Everything"\nquery = "upvotes:>=0"\nzotero = true\n'
+            f"max_items = 10\n",
+            encoding="utf-8",
+        )
+        env = {**os.environ, "FEEDSYNC_ZOTERO__API_KEY": key}
+        days = sorted(ctx.archive.days)
+        # Backfill until the store holds enough papers, without syncing yet.
+        total, since = 0, len(days)
+        while total < ctx.size.zotero_papers and since > 0:
+            since -= 1
+            total += len(ctx.archive.days[days[since]])
+        env_off = {**env, "FEEDSYNC_ZOTERO__ENABLED": "false"}
+        m = run_measured([*FEEDSYNC, "--config", str(cfg), "backfill", "--since", str(days[since]),
+                          "--until", str(days[-1])], env=env_off)
+        assert m.returncode == 0, m.stderr[-2000:]
+        zot.reset_log()
+        first = run_measured([*FEEDSYNC, "--config", str(cfg), "zotero", "sync"], env=env)
+        first_requests = len(zot.requests)
+        first_writes = sum(1 for r in zot.requests if r.method in ("POST", "PATCH", "PUT", "DELETE"))
+        zot.reset_log()
+        again = run_measured([*FEEDSYNC, "--config", str(cfg), "zotero", "sync"], env=env)
+        rerun_writes = sum(1 for r in zot.requests if r.method in ("POST", "PATCH", "PUT", "DELETE"))
+        rerun_requests = len(zot.requests)
+    return {
+        "name": "zotero sync",
+        "result": f"{first_requests} requests for {total} papers",
+        "target": "<= 25 requests, rerun 0 writes",
+        "papers": total,
+        "requests": first_requests,
+        "writes": first_writes,
+        "rerun_requests": rerun_requests,
+        "rerun_writes": rerun_writes,
+        "wall_s": round(first.wall, 2),
+        "exit_codes": [first.returncode, again.returncode],
+        "details": f"{first_writes} writes; rerun: {rerun_requests} requests, {rerun_writes} writes",
+    }
+
+
+def _rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def daemon_memory(ctx: Context) -> dict[str, Any]:
+    """Daemon memory: RSS after many accelerated scheduled runs."""
+    runs, baseline_at = ctx.size.daemon_runs, ctx.size.daemon_baseline
+    proc = subprocess.Popen(
+        _cli(ctx, "daemon", "--interval", "0.1", "--max-runs", str(runs)),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    done = 0
+    samples: dict[int, int] = {}
+    start = time.perf_counter()
+    for line in proc.stderr:
+        if " run ok " in line or " run failed " in line:
+            done += 1
+            if done in (baseline_at, runs) or done % 50 == 0:
+                try:
+                    samples[done] = _rss_kb(proc.pid)
+                except OSError:
+                    pass
+    proc.wait(60)
+    wall = time.perf_counter() - start
+    base, last = samples.get(baseline_at, 0), samples.get(runs, samples.get(max(samples), 0))
+    growth = (last - base) / base * 100 if base else float("nan")
+    return {
+        "name": f"daemon memory, {runs} runs",
+        "result": f"{base / 1024:.0f} -> {last / 1024:.0f} MB ({growth:+.1f}%)",
+        "target": "< +10%",
+        "rss_after_baseline_mb": round(base / 1024, 1),
+        "rss_after_all_mb": round(last / 1024, 1),
+        "growth_percent": round(growth, 2),
+        "samples_mb": {k: round(v / 1024, 1) for k, v in sorted(samples.items())},
+        "runs": done,
+        "wall_s": round(wall, 1),
+        "details": f"{done} runs in {wall:.0f} s",
+    }
+
+
+ALL: list[tuple[int, Callable[[Context], dict[str, Any]]]] = [
+    (1, backfill),
+    (2, idle_run),
+    (3, new_papers_run),
+    (4, matching),
+    (5, rendering),
+    (6, serving),
+    (7, zotero),
+    (8, daemon_memory),
+]
