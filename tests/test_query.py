@@ -1,0 +1,688 @@
+"""The topic query language: tokens, syntax, errors, evaluation, explain, the index."""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feedsync.errors import QueryError
+from feedsync.models import Paper
+from feedsync.query import (
+    FIELDS,
+    SEPARATOR,
+    And,
+    Document,
+    MemoryIndex,
+    Not,
+    Or,
+    Phrase,
+    Prefix,
+    Query,
+    Term,
+    Upvotes,
+    all_of,
+    any_phrase,
+    compile_query,
+    document,
+    min_upvotes,
+    tokenize,
+)
+
+
+def paper(**fields: Any) -> Paper:
+    fields.setdefault("title", "Untitled")
+    return Paper(key="k", **fields)
+
+
+def check(query: str | Query, doc: Document) -> bool:
+    """Whether ``query`` matches ``doc``, after checking that select() says the same."""
+    compiled = compile_query(query) if isinstance(query, str) else query
+    matched = compiled.matches(doc)
+    assert compiled.select(MemoryIndex({7: doc})) == ({7} if matched else set())
+    return matched
+
+
+def matches(query: str, **fields: Any) -> bool:
+    return check(query, document(paper(**fields)))
+
+
+# ---------------------------------------------------------------------------- tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("RL-based agents (RL)", ["rl", "based", "agents", "rl"]),
+        ("GPT-4 beats GPT4", ["gpt", "4", "beats", "gpt4"]),
+        ("self_attention, 3.5× faster!", ["self", "attention", "3", "5", "faster"]),
+        ("Café naïve STRASSE Straße", ["café", "naïve", "strasse", "straße"]),
+        ("ﬁne-tuning ＧＰＴ４", ["fine", "tuning", "gpt4"]),  # NFKC: ligature, full width
+        ("cafe\u0301 Ⅻ ½", ["café", "xii", "1", "2"]),  # composed; compatibility forms
+        ("大语言模型 と LLM", ["大语言模型", "と", "llm"]),
+        ("x\ue001y", ["x\ue001y"]),  # private use (Co) is a word character ...
+        (f"yann lecun{SEPARATOR}ana ruiz", ["yann", "lecun", "ana", "ruiz"]),  # ... but this
+        ("", []),
+        (" -- ", []),
+        ("é\ud800x", ["é", "x"]),  # a lone surrogate (invalid, but must not crash)
+    ],
+)
+def test_tokenize(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+def test_word_characters_are_exactly_letters_digits_and_private_use() -> None:
+    from feedsync.query import _WORD
+
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        category = unicodedata.category(char)
+        if category == "Cs":
+            continue
+        wanted = category[0] in "LN" or (category == "Co" and char != SEPARATOR)
+        assert bool(_WORD.fullmatch(char)) == wanted, hex(code)
+        assert char.isalnum() == (category[0] in "LN"), hex(code)  # tokenize's fast path
+
+
+@given(st.text())
+def test_tokenize_is_idempotent(text: str) -> None:
+    tokens = tokenize(text)
+    assert tokenize(" ".join(tokens)) == tokens
+    assert all(tokenize(token) == [token] for token in tokens)
+
+
+def test_document() -> None:
+    doc = document(
+        paper(
+            title="Chain-of-Thought",
+            abstract="",
+            authors=("Yann LeCun", ""),
+            ai_keywords=("RL",),
+            organization="Meta AI",
+            upvotes=None,
+        )
+    )
+    assert doc.title == (("chain", "of", "thought"),)
+    assert doc.abstract == ()  # empty values are left out
+    assert doc.author == (("yann", "lecun"),)
+    assert doc.keyword == (("rl",),)
+    assert doc.org == (("meta", "ai"),)
+    assert doc.upvotes == 0
+    assert doc.raw("title") == ("Chain-of-Thought",)
+    assert doc == document(paper(title="Chain-of-Thought", authors=("Yann LeCun",), **_rest()))
+
+
+def _rest() -> dict[str, Any]:
+    return {"ai_keywords": ("RL",), "organization": "Meta AI"}
+
+
+# ---------------------------------------------------------------------------- words
+
+
+@pytest.mark.parametrize(
+    ("query", "title", "expected"),
+    [
+        ("RL", "RL-based agents", True),
+        ("RL", "Agents (RL) at scale", True),
+        ("RL", "World models", False),
+        ("rl", "RL", True),  # case-insensitive
+        ("gpt", "GPT-4 is here", True),  # two words: gpt, 4
+        ("gpt", "GPT4 is here", False),  # one word: gpt4
+        ("gpt4", "GPT4 is here", True),
+        ("GPT-4", "a GPT 4 model", True),  # a phrase of gpt, 4
+        ("GPT-4", "GPT-3 and 4", False),
+        ("mixture-of-experts", "Mixture of Experts", True),
+        ("mixture-of-experts", "experts mixture of", False),
+        ("and", "Search and Rescue", True),  # lower-case keywords are words
+        ("model", "Models", False),  # whole words only
+        ("café", "CAFE\u0301 culture", True),
+    ],
+)
+def test_terms(query: str, title: str, expected: bool) -> None:
+    assert matches(query, title=title) is expected
+
+
+def test_default_fields_are_title_abstract_keywords() -> None:
+    assert matches("robot", title="Robot")
+    assert matches("robot", abstract="A robot.")
+    assert matches("robot", ai_keywords=("robot learning",))
+    assert not matches("robot", authors=("Ann Robot",))
+    assert not matches("robot", organization="Robot Lab")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ('"chain of thought"', True),
+        ('"Chain-of-Thought"', True),  # punctuation inside quotes is ignored
+        ('"thought chain"', False),
+        ('"of thought prompting"', False),  # runs past the end of the title
+        ('"thought prompting"', False),  # title then abstract: not one value
+        ('"prompting improves"', True),
+        ('"improves reasoning"', False),  # keywords are separate values
+        ('keyword:"reasoning"', True),
+        ('"mixture of experts"', True),  # the keyword mixture-of-experts
+    ],
+)
+def test_phrases(query: str, expected: bool) -> None:
+    fields = {
+        "title": "Chain-of-Thought",
+        "abstract": "Prompting improves",
+        "ai_keywords": ("improves", "reasoning", "mixture-of-experts"),
+    }
+    assert matches(query, **fields) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("author:lecun", True),
+        ('author:"yann lecun"', True),
+        ('author:"Yann LeCun"', True),
+        ('author:"lecun ana"', False),  # never across two authors
+        ("author:ruiz", True),
+        ("lecun", False),  # not a default field
+        ("org:meta", True),
+        ('org:"meta ai"', True),
+        ('org:"ai meta"', False),
+        ("title:reasoning", True),
+        ("title:scaling", False),
+        ("abstract:scaling", True),
+        ("abstract:reasoning", False),
+        ("keyword:rlhf", True),
+        ("keyword:reasoning", False),
+        ("TITLE:reasoning", True),  # field names ignore case
+    ],
+)
+def test_fields(query: str, expected: bool) -> None:
+    fields = {
+        "title": "Reasoning",
+        "abstract": "Scaling",
+        "authors": ("Yann LeCun", "Ana Ruiz"),
+        "organization": "Meta AI",
+        "ai_keywords": ("RLHF",),
+    }
+    assert matches(query, **fields) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("reason*", True),
+        ("reasoning*", True),  # the whole word is a prefix of itself
+        ("treas*", False),
+        ("title:reason*", True),
+        ("abstract:reason*", False),
+        ("author:lec*", True),
+        ("org:dee*", True),
+        ("-reason*", False),
+    ],
+)
+def test_wildcards(query: str, expected: bool) -> None:
+    fields = {"title": "Reasoning", "authors": ("Yann LeCun",), "organization": "DeepMind"}
+    assert matches(query, **fields) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("/diffus(ion|er)/", True),
+        ("title:/^diffusion models/", True),  # raw text, case-insensitive
+        ("title:/^models/", False),
+        ("abstract:/^models/", False),
+        ("/text-to-video/", True),
+        ("/text to video/", False),  # not tokenized: the hyphens are there
+        ("/\\bRL\\b/", True),
+        ("/\\bworld\\b/", False),
+        ("/a\\/b/", True),  # \/ is a slash
+        ("author:/^ana /", True),  # each author on its own: ^ anchors every name
+        ("author:/lecun, ana/", False),
+        ("org:/^meta$/", True),
+        ("keyword:/^rlhf$/", True),
+        ("/(?-i:DIFFUSION)/", False),  # the pattern may opt out of ignoring case
+    ],
+)
+def test_regexes(query: str, expected: bool) -> None:
+    fields = {
+        "title": "Diffusion Models for text-to-video",
+        "abstract": "RL-based a/b testing",
+        "authors": ("Yann LeCun", "Ana Ruiz"),
+        "organization": "Meta",
+        "ai_keywords": ("RLHF",),
+    }
+    assert matches(query, **fields) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "votes", "expected"),
+    [
+        ("upvotes:>=10", 10, True),
+        ("upvotes:>=10", 9, False),
+        ("upvotes:>10", 10, False),
+        ("upvotes:>10", 11, True),
+        ("upvotes:<10", 9, True),
+        ("upvotes:<10", 10, False),
+        ("upvotes:<=10", 10, True),
+        ("upvotes:<=10", 11, False),
+        ("upvotes:10", 10, True),
+        ("upvotes:=10", 11, False),
+        ("upvotes:0", None, True),  # no count counts as 0
+        ("upvotes:<1", None, True),
+        ("upvotes:>=1", None, False),
+    ],
+)
+def test_upvotes(query: str, votes: int | None, expected: bool) -> None:
+    assert matches(query, upvotes=votes) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("agents AND tools", True),
+        ("agents tools", True),
+        ("agents robots", False),
+        ("agents OR robots", True),
+        ("robots OR drones", False),
+        ("NOT robots", True),
+        ("-robots", True),
+        ("-agents", False),
+        ('-"agents use"', False),
+        ('-"use agents"', True),
+        ("-(agents tools)", False),
+        ("-(agents robots)", True),
+        ("agents -tools", False),
+        ("agents NOT tools", False),
+        ("agents AND NOT robots", True),
+        ("NOT NOT agents", True),
+        ("--agents", True),
+        ("(robots OR agents) (tools OR drones)", True),
+        ("title:(robots OR agents)", True),
+        ("abstract:(robots OR agents)", False),
+        ("abstract:(robots OR title:agents)", True),  # an inner field wins
+    ],
+)
+def test_operators(query: str, expected: bool) -> None:
+    assert matches(query, title="Agents use tools") is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "tree"),
+    [
+        ("a b", "(a AND b)"),
+        ("a AND b c", "(a AND b AND c)"),
+        ("a OR b c", "(a OR (b AND c))"),
+        ("a b OR c", "((a AND b) OR c)"),
+        ("a OR b AND c OR d", "(a OR (b AND c) OR d)"),
+        ("NOT a b", "(NOT a AND b)"),
+        ("NOT a OR b", "(NOT a OR b)"),
+        ("-a OR -b c", "(NOT a OR (NOT b AND c))"),
+        ("NOT (a OR b) c", "(NOT (a OR b) AND c)"),
+        ("(a OR b) (c OR d)", "((a OR b) AND (c OR d))"),
+        ("((a))", "a"),
+        ("a (b c) d", "(a AND b AND c AND d)"),
+        ("a OR (b OR c)", "(a OR b OR c)"),
+        ("title:(a OR b) c", "((title:a OR title:b) AND c)"),
+        ("title:(a author:b)", "(title:a AND author:b)"),
+        ('"a b" cd*', '("a b" AND cd*)'),
+        ("A-B", '"a b"'),
+        ("and or", "(and AND or)"),
+        ("upvotes:>5 /x\\/y/", "(upvotes:>5 AND /x\\/y/)"),
+        ("upvotes:=5", "upvotes:5"),
+    ],
+)
+def test_precedence_and_canonical_form(query: str, tree: str) -> None:
+    compiled = compile_query(query)
+    assert compiled.canonical() == tree
+    assert compile_query(tree).node == compiled.node  # the canonical form compiles back
+
+
+def test_tree_nodes() -> None:
+    query = compile_query('title:llm* -"large model" OR upvotes:>=3')
+    assert query.node == Or(
+        (
+            And((Prefix("title", "llm"), Not(Phrase(None, ("large", "model"))))),
+            Upvotes(">=", 3),
+        )
+    )
+    assert [str(leaf) for leaf in query.leaves()] == [
+        "title:llm*",
+        '"large model"',
+        "upvotes:>=3",
+    ]
+    assert query.text == 'title:llm* -"large model" OR upvotes:>=3'
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize(
+    ("query", "column", "reason"),
+    [
+        ("", 1, "empty query"),
+        ("   ", 1, "empty query"),
+        ("(LLM OR agents", 1, "unbalanced '('"),
+        ("a (b (c) d", 3, "unbalanced '('"),
+        ("a)", 2, "unbalanced ')'"),
+        (") a", 1, "unbalanced ')'"),
+        ('say "hello', 5, "unterminated quote"),
+        ("x /abc", 3, "unterminated regex"),
+        ("x /abc\\/", 3, "unterminated regex"),
+        ("a AND", 3, "AND needs a term after it"),
+        ("a OR", 3, "OR needs a term after it"),
+        ("OR b", 1, "OR needs a term before it"),
+        ("AND b", 1, "AND needs a term before it"),
+        ("a AND OR b", 3, "AND needs a term after it"),
+        ("(a OR) b", 4, "OR needs a term after it"),
+        ("(OR b)", 2, "OR needs a term before it"),
+        ("a NOT", 3, "NOT needs a term after it"),
+        ("a NOT)", 3, "NOT needs a term after it"),
+        ("a -", 3, "'-' needs a term right after it"),
+        ("a - b", 3, "'-' needs a term right after it"),
+        ("a ()", 3, "empty group"),
+        ("a ( )", 3, "empty group"),
+        ("foo:bar", 1, "unknown field 'foo'"),
+        ("a Foo:(b)", 3, "known fields: title, abstract, keyword, author, org, upvotes"),
+        ("title: x", 1, "'title:' needs a value"),
+        ("x title:", 3, "'title:' needs a value"),
+        ("title:-x", 7, "put '-' before the field"),
+        ("title:author:x", 7, "a field cannot follow another field"),
+        ("upvotes:>=x", 9, "upvotes needs a count"),
+        ("upvotes:", 9, "upvotes needs a count"),
+        ("upvotes:5x", 9, "upvotes needs a count"),
+        ("upvotes:-1", 9, "upvotes needs a count"),
+        ('a ""', 3, "empty phrase"),
+        ('" -- "', 1, "empty phrase"),
+        ("+++", 1, "'+++' has no letters or digits"),
+        ("*", 1, "'*' alone"),
+        ("x r*", 3, "at least 2 letters"),
+        ("x re*son", 5, "'*' is only allowed at the end of a word"),
+        ("*son", 1, "'*' is only allowed at the end"),
+        ("x foo-*", 7, "'*' must follow a letter or digit"),
+        ("GPT-4*", 1, "a wildcard applies to a single word"),
+        ('"chain of thou*"', 15, "wildcards are not supported inside quotes"),
+        ("/a(/", 3, "invalid regex: missing ), unterminated subpattern"),
+        ("x /ab\\/c(/", 9, "invalid regex"),
+        ("x /a{2,1}/", 6, "invalid regex"),
+        ("x //", 3, "empty regex"),
+        ("x /[[a]/", 3, "ambiguous regex"),
+        ("x /abc/i", 8, "a regex ends with '/' and a space"),
+    ],
+)
+def test_syntax_errors(query: str, column: int, reason: str) -> None:
+    with pytest.raises(QueryError) as caught:
+        compile_query(query)
+    error = caught.value
+    assert reason in error.reason
+    assert (error.column, error.query) == (column, query)
+    assert str(error) == f"{error.reason} at column {column}"
+
+
+# ---------------------------------------------------------------------------- explain
+
+
+def test_explain_lists_what_matched() -> None:
+    doc = document(
+        paper(
+            title="Chain of Thought Reasoning",
+            abstract="Reasoners reason; diffusion models too.",
+            authors=("Yann LeCun",),
+            upvotes=42,
+        )
+    )
+    query = compile_query(
+        'title:"chain of thought" reason* (agents OR author:lecun) -robots upvotes:>=10'
+        " /diffus(ion|er)/"
+    )
+    assert query.explain(doc) == [
+        'title:"chain of thought"',
+        "reason*→reason/reasoners/reasoning",
+        "author:lecun",
+        "upvotes:>=10→42",
+        "/diffus(ion|er)/→diffusion",
+    ]
+
+
+def test_explain_is_empty_without_a_match_and_skips_false_branches() -> None:
+    doc = document(paper(title="Agents"))
+    assert compile_query("agents robots").explain(doc) == []
+    assert compile_query("(agents robots) OR agent*").explain(doc) == ["agent*→agents"]
+    assert compile_query("NOT robots").explain(doc) == []  # true by absence: nothing to show
+    assert compile_query("agents OR agents").explain(doc) == ["agents"]  # no duplicates
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def test_topic_helpers_combine_into_one_query() -> None:
+    topic = all_of(
+        [
+            compile_query("LLM OR agents"),
+            any_phrase("author", ["Yann LeCun", 'Ana "the" Ruiz*']),
+            any_phrase("org", ["Meta"]),
+            min_upvotes(10),
+        ]
+    )
+    assert topic.text == (
+        '(LLM OR agents) AND (author:"Yann LeCun" OR author:"Ana  the  Ruiz ")'
+        ' AND org:"Meta" AND upvotes:>=10'
+    )
+    assert compile_query(topic.text).node == topic.node
+    yes = document(paper(title="LLM", authors=("Ana the Ruiz",), organization="Meta", upvotes=10))
+    assert check(topic, yes)
+    assert not check(topic, document(paper(title="LLM", authors=("Ana Ruiz",), upvotes=10)))
+    assert topic.explain(yes) == ["llm", 'author:"ana the ruiz"', "org:meta", "upvotes:>=10→10"]
+
+
+def test_helper_edge_cases() -> None:
+    query = compile_query("a")
+    assert all_of([query]) is query
+    with pytest.raises(ValueError, match="at least one"):
+        all_of([])
+    with pytest.raises(ValueError, match="at least one"):
+        any_phrase("author", [])
+    with pytest.raises(ValueError, match="unknown field"):
+        any_phrase("authors", ["x"])
+    with pytest.raises(QueryError, match="letters or digits"):
+        any_phrase("org", ["—"])
+    with pytest.raises(ValueError, match=">= 0"):
+        min_upvotes(-1)
+    assert any_phrase("org", ["Meta"]).node == Term("org", "meta")
+
+
+# ---------------------------------------------------------------------------- the index
+
+
+def corpus() -> dict[int, Document]:
+    return {
+        1: document(paper(title="Diffusion models", abstract="Fast sampling.", upvotes=5)),
+        2: document(paper(title="Reasoning models", authors=("Yann LeCun",), upvotes=50)),
+        3: document(paper(title="Diffusion reasoning", ai_keywords=("chain-of-thought",))),
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "ids"),
+    [
+        ("models", {1, 2}),
+        ("diffusion -models", {3}),
+        ("reason*", {2, 3}),
+        ('"chain of thought"', {3}),
+        ('"models reasoning"', set()),
+        ("/diffus/", {1, 3}),
+        ("author:lecun OR upvotes:<=5", {1, 2, 3}),
+        ("upvotes:>5", {2}),
+        ("NOT diffusion", {2}),
+        ("-nothing", {1, 2, 3}),
+        ("zebra", set()),
+        ("zebra*", set()),
+        ('"zebra models"', set()),
+    ],
+)
+def test_select(query: str, ids: set[int]) -> None:
+    docs = corpus()
+    compiled = compile_query(query)
+    assert compiled.select(MemoryIndex(docs)) == ids
+    assert {i for i, doc in docs.items() if compiled.matches(doc)} == ids
+
+
+def test_index_grows_and_replaces_incrementally() -> None:
+    index = MemoryIndex(corpus())
+    queries = [compile_query(q) for q in ("/diffus/", "diff*", "models", '"fast sampling"')]
+    assert [q.select(index) for q in queries] == [{1, 3}, {1, 3}, {1, 2}, {1}]
+    index.add(4, document(paper(title="Differential diffusion")))
+    index.add(1, document(paper(title="Fast sampling")))  # replaces document 1
+    assert [q.select(index) for q in queries] == [{3, 4}, {3, 4}, {2}, {1}]
+    index.discard(3)
+    index.discard(99)  # unknown: ignored
+    assert [q.select(index) for q in queries] == [{4}, {4}, {2}, {1}]
+    assert (len(index), 3 in index, 4 in index) == (3, False, True)
+
+
+def test_select_returns_a_new_set() -> None:
+    index = MemoryIndex(corpus())
+    query = compile_query("models")
+    query.select(index).clear()
+    assert query.select(index) == {1, 2}
+
+
+# ---------------------------------------------------------------------------- regex literals
+
+
+def test_fold_covers_every_character_that_ignorecase_maps_to_ascii() -> None:
+    from feedsync.query import _RE_FOLD_CHARS
+
+    ascii_class = re.compile(r"[\x20-\x7e]", re.IGNORECASE)
+    found = {chr(c) for c in range(128, sys.maxunicode + 1) if ascii_class.fullmatch(chr(c))}
+    assert found == set(_RE_FOLD_CHARS)
+    assert all(re.fullmatch(ascii, char, re.IGNORECASE) for char, ascii in _RE_FOLD_CHARS.items())
+
+
+@pytest.mark.parametrize(
+    ("pattern", "literals"),
+    [
+        (r"\bRLHF\b", (("rlhf",),)),
+        (r"diffus(ion|er)", (("diffus",),)),
+        (r"(text|image)-to-(video|3d)", (("-to-",),)),
+        (r"colou?r model", (("r model", "colo"),)),
+        (r"ab+cd", (("ab", "cd"),)),
+        (r"3\.5 turbo", (("3.5 turbo",),)),
+        (r"[]x]yz|gpt-?4o", (("yz",), ("gpt", "4o"))),
+        (r"ab{2,3}cd", (("cd",),)),
+        (r"rlhf|x", ()),  # an alternative without literal: no shortcut
+        (r"foo|", ()),
+        (r"\x41BC", ()),  # escapes with arguments: give up
+        (r"(?x) foo # comment", ()),  # verbose: give up
+        (r"^(towards|on)\b", ()),
+    ],
+)
+def test_required_literals(pattern: str, literals: tuple[tuple[str, ...], ...]) -> None:
+    from feedsync.query import _required_literals
+
+    assert _required_literals(re.compile(pattern, re.IGNORECASE)) == literals
+
+
+_PIECES = ["a", "b", "ab", "ı", "K", "ſ", "İ", "-", " ", ".", "x", "\n", "é"]
+_REGEX_PIECES = [
+    *["a", "b", "ab", "Ab", "s", "i", "k", "-", " ", "\\.", "\\b", "\\w", "\\d", "."],
+    *["a?", "b*", "a+", "b{2}", "[ab]", "[^a]", "(a|b)", "(?:ab)?", "|", "^", "$", "(?-i:A)"],
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from(_REGEX_PIECES), min_size=1, max_size=6).map("".join),
+    st.lists(st.sampled_from(_PIECES), max_size=12).map("".join),
+)
+def test_required_literals_never_miss_a_match(pattern: str, text: str) -> None:
+    from feedsync.query import _fold, _required_literals
+
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return
+    branches = _required_literals(compiled)
+    if compiled.search(text) and branches:
+        folded = _fold(text)
+        assert any(all(literal in folded for literal in branch) for branch in branches)
+
+
+# ---------------------------------------------------------------------------- agreement
+
+_VOCAB = ["alpha", "beta", "gamma", "delta", "al", "alp"]
+_WORDS = st.sampled_from(_VOCAB)
+_TEXT = st.lists(st.tuples(_WORDS, st.sampled_from([" ", "-", ", ", " (", "\n"])), max_size=8).map(
+    lambda pairs: "".join(w + sep for w, sep in pairs)
+)
+_NAME = st.lists(_WORDS, min_size=1, max_size=2).map(" ".join)
+
+
+@st.composite
+def papers(draw: st.DrawFn) -> Paper:
+    return Paper(
+        key="k",
+        title=draw(_TEXT),
+        abstract=draw(_TEXT),
+        authors=tuple(draw(st.lists(_NAME, max_size=3))),
+        organization=draw(st.none() | _NAME),
+        ai_keywords=tuple(draw(st.lists(_NAME, max_size=3))),
+        upvotes=draw(st.none() | st.integers(0, 4)),
+    )
+
+
+_FIELD = st.sampled_from(["", *(f"{f}:" for f in FIELDS)])
+_LEAF = st.one_of(
+    st.tuples(_FIELD, _WORDS).map("".join),
+    st.tuples(_FIELD, _WORDS, _WORDS).map(lambda t: f'{t[0]}"{t[1]} {t[2]}"'),
+    st.tuples(_FIELD, _WORDS).map(lambda t: f"{t[0]}{t[1]}-{t[1][:2]}"),
+    st.tuples(_FIELD, st.sampled_from(["al", "alp", "be", "gam", "de"])).map(
+        lambda t: f"{t[0]}{t[1]}*"
+    ),
+    st.tuples(_FIELD, st.sampled_from(["^al", "a\\b", "ta[, ]+g", "lph|mm", "\\bal\\b"])).map(
+        lambda t: f"{t[0]}/{t[1]}/"
+    ),
+    st.tuples(st.sampled_from(["", ">", ">=", "<", "<="]), st.integers(0, 4)).map(
+        lambda t: f"upvotes:{t[0]}{t[1]}"
+    ),
+)
+
+
+def _combine(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, st.sampled_from([" ", " AND ", " OR "]), children).map("".join),
+        children.map(lambda q: f"({q})"),
+        children.map(lambda q: f"-({q})"),
+        children.map(lambda q: f"NOT {q}"),
+        st.tuples(st.sampled_from(["title", "abstract", "author"]), children).map(
+            lambda t: f"{t[0]}:({t[1]})"
+        ),
+    )
+
+
+_QUERIES = st.recursive(_LEAF, _combine, max_leaves=8)
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(papers(), max_size=6), st.lists(_QUERIES, min_size=1, max_size=4), st.data())
+def test_matches_and_select_agree(
+    corpus: list[Paper], queries: list[str], data: st.DataObject
+) -> None:
+    docs = {i: document(p) for i, p in enumerate(corpus)}
+    index = MemoryIndex(docs)
+    # Replace a few documents, so that incremental maintenance is exercised too.
+    for i in data.draw(
+        st.lists(st.sampled_from(sorted(docs)), max_size=2) if docs else st.just([])
+    ):
+        docs[i] = document(data.draw(papers()))
+        index.add(i, docs[i])
+    for text in queries:
+        query = compile_query(text)
+        for _ in range(2):  # cold, then from the index's caches
+            assert query.select(index) == {i for i, doc in docs.items() if query.matches(doc)}
+        assert compile_query(query.canonical()).node == query.node
+        for i, doc in docs.items():
+            assert bool(query.explain(doc)) <= query.matches(doc), i
