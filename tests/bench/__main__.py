@@ -109,12 +109,15 @@ def write_config(workdir: Path, api_url: str, queries: list[str], extra: str = "
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--small", action="store_true", help="a tiny run that checks it works")
-    parser.add_argument("--json", type=Path, default=Path("bench-results.json"))
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parent / "results" / "latest.json"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--only", nargs="*", help="scenario numbers to run (default: all)")
     args = parser.parse_args(argv)
     size = SMALL if args.small else FULL
     results = run_all(size, only=set(args.only or []), keep=args.keep)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print_table(results)
     print(f"\nfigures written to {args.json}")
