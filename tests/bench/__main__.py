@@ -128,6 +128,7 @@ def run_all(size: Size, *, only: set[str], keep: bool) -> dict[str, Any]:
     from tests.bench import scenarios
 
     workdir = Path(tempfile.mkdtemp(prefix="feedsync-bench-"))
+    workdir.chmod(0o755)  # nginx's workers (another user) read the feeds from here
     results: dict[str, Any] = {
         "machine": {
             "cores": os.cpu_count(),
@@ -153,7 +154,14 @@ def run_all(size: Size, *, only: set[str], keep: bool) -> dict[str, Any]:
                 if only and str(number) not in only:
                     continue
                 print(f"scenario {number}: {scenario.__doc__.splitlines()[0]}", file=sys.stderr)
-                results["scenarios"][str(number)] = scenario(ctx)
+                try:
+                    results["scenarios"][str(number)] = scenario(ctx)
+                except Exception as e:  # report and go on: one broken scenario is one row
+                    results["scenarios"][str(number)] = {
+                        "name": scenario.__name__,
+                        "result": f"ERROR {type(e).__name__}",
+                        "details": str(e)[:200],
+                    }
     finally:
         if not keep:
             shutil.rmtree(workdir, ignore_errors=True)
