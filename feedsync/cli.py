@@ -245,13 +245,15 @@ def backfill(
     from datetime import UTC, datetime
 
     from feedsync.pipeline import run as run_pass
-    from feedsync.sources import day_range
+    from feedsync.sources import day_range, digest_files
 
     config = load(ctx, config_path)
     days = day_range(since, until or datetime.now(UTC).date())
+    steps = len(days)
     if config.source.kind == "files":
         click.echo('feedsync: [source] kind is "files": importing every file, not days', err=True)
-    with _progress(len(days), "backfill") as step:
+        steps = len(digest_files(config.source.paths)[0])
+    with _progress(steps, "backfill") as step:
         report = run_pass(
             config, days=days, refresh=refresh, skip_fetched=not refresh, progress=step
         )
@@ -365,6 +367,7 @@ class _Step:
         if self._bar is not None:
             self._bar.label = label
             self._bar.update(1)
+            self._bar.render_progress()  # click throttles redraws; show every day
 
 
 class _progress:
@@ -430,6 +433,71 @@ def check_config(ctx: click.Context, config_path: Path | None) -> None:
     config = load(ctx, config_path)
     click.echo(f"# config file: {config.config_path}")
     click.echo(dumps(config.redacted()), nl=False)
+
+
+@cli.group()
+def zotero() -> None:
+    """Push the papers of topics with `zotero = true` into a Zotero library.
+
+    Each topic gets a subcollection under [zotero] collection; each matched paper with an
+    arXiv id becomes one preprint item, created once whatever the network does. `feedsync
+    run` does this as its last step when [zotero] enabled = true.
+    """
+
+
+@zotero.command("sync")
+@_config_option
+@click.option(
+    "--dry-run", is_flag=True, help="Print what would be created or updated; change nothing."
+)
+@click.pass_context
+def zotero_sync(ctx: click.Context, config_path: Path | None, dry_run: bool) -> None:
+    """Sync the papers the last run matched into Zotero, now.
+
+    Exits 0 when every matched paper is in Zotero; 1 when the sync stopped or Zotero
+    refused some papers (they are retried next time); 2 when Zotero is not configured.
+    With --dry-run, Zotero is only read and the store is left as it is.
+    """
+    from feedsync.locks import run_lock
+    from feedsync.store import Store
+    from feedsync.topics import build_topics
+    from feedsync.zotero.sync import opted_in, sync
+
+    config = load(ctx, config_path)
+    topics = opted_in(config, build_topics(config))
+    if dry_run:
+        with Store(config.store_path) as store:
+            report = sync(config, store, topics, dry_run=True)
+    else:
+        with run_lock(config.data_dir), Store(config.store_path) as store:
+            report = sync(config, store, topics)
+    for line in report.plan:
+        click.echo(line)
+    counts = ", ".join(f"{k} {v}" for k, v in report.counts().items())
+    click.echo(f"zotero{' (dry run, nothing written)' if dry_run else ''}: {counts}")
+    for problem in report.problems():
+        click.echo(f"feedsync: failed: zotero: {problem}", err=True)
+    ctx.exit(1 if report.problems() else 0)
+
+
+@zotero.command("status")
+@_config_option
+@click.pass_context
+def zotero_status(ctx: click.Context, config_path: Path | None) -> None:
+    """Show the Zotero library, its collections, and how many papers are synced.
+
+    Reads the store only (no network): papers synced, pending (sent, answer not yet
+    confirmed), failed (refused, with the reason), waiting (not sent yet).
+    """
+    from feedsync.store import Store
+    from feedsync.topics import build_topics
+    from feedsync.zotero.sync import status
+
+    config = load(ctx, config_path)
+    topics = build_topics(config)
+    with Store(config.store_path) as store:
+        for line in status(config, store, topics).lines():
+            click.echo(line)
 
 
 def main(argv: list[str] | None = None) -> None:

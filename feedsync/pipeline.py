@@ -309,4 +309,16 @@ def _digest(value: Any) -> str:
 
 
 def _zotero(config: Config, store: Store, topics: Sequence[Topic], report: RunReport) -> None:
-    report.failures.append("zotero: sync is not implemented yet")
+    # Imported here: pyzotero and httpx2 load only when a pass actually syncs.
+    from feedsync.errors import ConfigError, SyncError
+    from feedsync.zotero.sync import sync
+
+    # The feeds are published already; whatever happens here only adds a failure line
+    # (exit code 1). StorageError still escapes, as it does from every other stage.
+    try:
+        result = sync(config, store, topics)
+    except (SyncError, ConfigError) as e:
+        report.failures.append(f"zotero: {e}")
+        return
+    report.zotero = result.counts()
+    report.failures.extend(f"zotero: {problem}" for problem in result.problems())

@@ -1,54 +1,60 @@
-"""The topic query language: parse once, evaluate many times, pure.
+r"""The topic query language: parse once, evaluate many times, pure.
 
 A topic's ``query`` is compiled once (:func:`compile_query`) into a :class:`Query`, which then
-answers for one paper (:meth:`Query.matches` on a :class:`Document`) or for a whole collection
-at once (:meth:`Query.select` on an :class:`Index`, such as :class:`MemoryIndex`). Both paths
-give the same answer for every query and document; the tests check that property.
+answers for one paper (:meth:`Query.matches` on the :class:`Document` that :func:`document`
+makes of it) or for a whole collection at once (:meth:`Query.select` on an :class:`Index`,
+such as :class:`MemoryIndex`). Both always give the same answer; a property test checks it.
+:func:`all_of`, :func:`any_phrase` and :func:`min_upvotes` turn a topic's ``query``,
+``authors``, ``organizations`` and ``min_upvotes`` into one query.
 
 Words
-    Text is tokenized the same way on both sides: NFKC-normalized, lower-cased, then cut into
-    maximal runs of letters and digits (Unicode categories L*, N* and Co). Everything else
-    (spaces, punctuation, ``_``, combining marks, :data:`SEPARATOR`) separates words. So a term
-    matches whole words only: ``RL`` matches "RL-based" and "(RL)" but not "world", and ``gpt``
-    does not match "GPT4" (one word) although it does match "GPT-4" (two words). A term that
-    itself holds several words, such as ``mixture-of-experts`` or ``GPT-4``, is a phrase.
+    Query and papers are cut into words the same way (:func:`tokenize`): NFKC-normalized,
+    lower-cased, then maximal runs of letters and digits (Unicode categories L*, N*, and
+    Co but for :data:`SEPARATOR`). Everything else separates words: spaces, punctuation,
+    ``_``, combining marks. So terms match whole words: ``RL`` matches "RL-based" and "(RL)"
+    but not "world"; ``gpt`` matches "GPT-4" (two words) but not "GPT4" (one word: write
+    ``gpt4`` or ``gpt*``). A term made of several words, such as ``mixture-of-experts`` or
+    ``GPT-4``, is the phrase of those words.
 
-Grammar (keywords ``AND``, ``OR``, ``NOT`` only in upper case; ``and`` is an ordinary word)::
+Grammar (``AND``, ``OR``, ``NOT`` are keywords only in upper case; ``and`` is a word)::
 
     query   = or EOF
     or      = and { "OR" and }
-    and     = unary { ["AND"] unary }            (* adjacent items are ANDed *)
-    unary   = ("NOT" | "-") unary | primary      (* "-" touches what it negates: -word *)
-    primary = field ":" value | value | "upvotes:" compare
+    and     = unary { [ "AND" ] unary }                 (* adjacent items are ANDed *)
+    unary   = ( "NOT" | "-" ) unary | field ":" value | value | upvotes
     value   = "(" or ")" | '"' phrase '"' | "/" regex "/" | word [ "*" ]
-    field   = "title" | "abstract" | "keyword" | "author" | "org"     (* any case *)
-    compare = [ ">=" | ">" | "<=" | "<" | "=" ] digits
+    field   = "title" | "abstract" | "keyword" | "author" | "org"      (* any case *)
+    upvotes = "upvotes:" [ ">=" | ">" | "<=" | "<" | "=" ] digits
 
-Precedence is NOT > AND > OR: ``a OR b c -d`` is ``a OR (b AND c AND NOT d)``.
+``-`` and ``field:`` touch what follows them (``-word``, ``title:(a OR b)``); a regex ends
+at the first ``/`` not written ``\/`` and is followed by a space or a parenthesis. NOT binds
+tighter than AND, which binds tighter than OR: ``a OR b c -d`` is ``a OR (b AND c AND NOT
+d)``. :meth:`Query.canonical` shows how a query was read, fully parenthesized.
 
-Rules, in the order they apply:
+What matches, rule by rule:
 
-1. Without a field a word, phrase or regex searches the title, the abstract and the keywords
-   (HF ``ai_keywords``). ``author:`` searches each author name on its own (``author:"yann
-   lecun"`` is a phrase inside one name), ``org:`` the organization, ``keyword:`` each keyword.
-   A field before a group applies to everything inside it that has no field of its own.
-2. A phrase matches consecutive words of one field value; it never spans two authors or two
-   keywords. Punctuation inside quotes is ignored like anywhere else.
-3. ``word*`` matches words that start with ``word`` (at least 2 letters; one word only; not
-   inside quotes).
-4. ``/regex/`` is a Python regular expression, case-insensitive, searched in each raw field
-   value (not tokenized); ``\\/`` stands for a slash.
-5. ``upvotes:>=N`` (also ``>``, ``<``, ``<=``, and ``upvotes:N`` for exactly N) compares the
-   upvote count; a paper without one counts as 0.
+1. Without a field, a word, phrase, wildcard or regex searches the title, the abstract and
+   the keywords (HF ``ai_keywords``). ``author:`` searches each author name on its own,
+   ``keyword:`` each keyword, ``org:`` the organization. A field before a group applies to
+   whatever inside has no field of its own.
+2. A phrase is consecutive words of one value: ``author:"yann lecun"`` never matches the
+   end of one name and the start of the next. Punctuation inside quotes is ignored.
+3. ``word*`` matches the words that start with ``word``: one word of two letters or more,
+   outside quotes.
+4. ``/regex/`` is a Python regular expression searched, ignoring case, in each raw value
+   (the text as written, not its words).
+5. ``upvotes:>=N`` (also ``>``, ``<``, ``<=``, and ``upvotes:N`` for exactly N) compares
+   the upvote count; a paper without one has 0.
 
-A syntax error raises :class:`~feedsync.errors.QueryError` with the 1-based column of the
-offending character: unbalanced parentheses, an unterminated quote or regex, an operator with
-nothing on one side, an empty query, group or phrase, an unknown field, a bad upvotes value,
-an invalid regex, a misplaced or too short wildcard.
+A query that breaks the grammar raises :class:`~feedsync.errors.QueryError` with the 1-based
+column of the culprit: unbalanced parentheses, an unterminated quote or regex, an operator
+with nothing on one side, an empty query, group or phrase, an unknown field, a bad upvotes
+value, an invalid regex, a misplaced or too short wildcard, nesting over 100 levels deep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
@@ -69,9 +75,11 @@ __all__ = [
     "DEFAULT_FIELDS",
     "FIELDS",
     "SEPARATOR",
+    "UPVOTE_OPS",
     "And",
     "Document",
     "Index",
+    "Leaf",
     "MemoryIndex",
     "Node",
     "Not",
@@ -93,7 +101,7 @@ __all__ = [
 
 FIELDS = ("title", "abstract", "keyword", "author", "org")
 DEFAULT_FIELDS = ("title", "abstract", "keyword")
-UPVOTE_OPS = (">=", "<=", ">", "<", "=")
+UPVOTE_OPS = (">=", "<=", ">", "<", "=")  # as Index.upvotes() gets them
 
 # Joins the values of a multi-valued field (authors, keywords) into one string, as an FTS
 # index wants them, without letting a phrase run from one value into the next. It is a
@@ -185,6 +193,10 @@ class Document:
     upvotes: int = 0
     texts: Texts = Texts()
 
+    def fields(self) -> tuple[Values, ...]:
+        """The values of each field, in the order of :data:`FIELDS`."""
+        return (self.title, self.abstract, self.keyword, self.author, self.org)
+
     def values(self, field: str) -> Values:
         values: Values = getattr(self, field)
         return values
@@ -200,19 +212,25 @@ def document(paper: Paper) -> Document:
     Pure and deterministic (an equal paper gives an equal document), so callers may memoize
     it; ``Paper`` is hashable. Empty values are left out.
     """
-    title = (paper.title,) if paper.title else ()
-    abstract = (paper.abstract,) if paper.abstract else ()
-    keywords = tuple(filter(None, paper.ai_keywords))
-    authors = tuple(filter(None, paper.authors))
-    org = (paper.organization,) if paper.organization else ()
+    title, abstract, org = paper.title, paper.abstract, paper.organization
+    keywords = (
+        paper.ai_keywords if all(paper.ai_keywords) else tuple(filter(None, paper.ai_keywords))
+    )
+    authors = paper.authors if all(paper.authors) else tuple(filter(None, paper.authors))
     return Document(
-        title=(_words(paper.title),) if title else (),
-        abstract=(_words(paper.abstract),) if abstract else (),
+        title=(_words(title),) if title else (),
+        abstract=(_words(abstract),) if abstract else (),
         keyword=tuple(map(_short_words, keywords)),
         author=tuple(map(_short_words, authors)),
-        org=tuple(map(_short_words, org)),
+        org=(_short_words(org),) if org else (),
         upvotes=paper.upvotes or 0,
-        texts=Texts(title, abstract, keywords, authors, org),
+        texts=Texts(
+            (title,) if title else (),
+            (abstract,) if abstract else (),
+            keywords,
+            authors,
+            (org,) if org else (),
+        ),
     )
 
 
@@ -223,7 +241,10 @@ class Index(Protocol):
     """What :meth:`Query.select` needs to evaluate a query over a collection at once.
 
     Fields are the names in :data:`FIELDS`; tokens are already normalized by
-    :func:`tokenize`. Returned sets may belong to the index: callers must not modify them.
+    :func:`tokenize` (a phrase has two or more, in order, consecutive within one value of
+    the field); a regex is searched in each raw value; ``op`` is one of :data:`UPVOTE_OPS`,
+    and a missing upvote count is 0. Returned sets may belong to the index: callers must
+    not modify them.
     """
 
     def all_ids(self) -> set[int]: ...
@@ -277,8 +298,7 @@ class MemoryIndex(Index):
         self._docs[doc_id] = doc
         self._ids.add(doc_id)
         self._memo.clear()
-        for field in FIELDS:
-            values = doc.values(field)
+        for field, values in zip(FIELDS, doc.fields(), strict=True):
             postings = self._postings[field]
             known = len(postings)
             for token in set(values[0]) if len(values) == 1 else set().union(*values):
@@ -661,7 +681,8 @@ class Regex(Leaf):
         return index.regex(field, self.pattern)
 
     def _form(self) -> str:
-        return f"/{self.pattern.pattern.replace('/', chr(92) + '/')}/"
+        escaped = self.pattern.pattern.replace("/", "\\/")
+        return f"/{escaped}/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -867,7 +888,7 @@ def min_upvotes(n: int) -> Query:
 _KEYWORDS = ("AND", "OR", "NOT")
 _FIELD_NAMES = (*FIELDS, "upvotes")
 _FIELD = re.compile(r"([A-Za-z_]+):")
-_COMPARISON = re.compile(r"(>=|<=|>|<|=)?(\d+)(?=[\s()]|$)")
+_COMPARISON = re.compile(rf"({'|'.join(UPVOTE_OPS)})?(\d+)(?=[\s()]|$)")
 _WORD_END = re.compile(r'[\s()"]')
 # Turns an atom into a node once the parser knows its field (None: the default fields).
 Make = Callable[[str | None], Node]
@@ -1011,7 +1032,7 @@ class _Lexer:
             with warnings.catch_warnings():
                 warnings.simplefilter("error")  # "possible nested set" and friends
                 pattern = re.compile(source, re.IGNORECASE)
-        except (re.error, OverflowError) as e:
+        except (re.error, OverflowError, RecursionError) as e:
             pos = getattr(e, "pos", None)
             column = columns[pos] if pos is not None and pos < len(columns) else start
             raise self.error(f"invalid regex: {getattr(e, 'msg', e)}", column) from None
@@ -1019,7 +1040,8 @@ class _Lexer:
             raise self.error(f"ambiguous regex: {e}", start) from None
         end = columns[-1] + 1
         if end < len(self.text) and not _WORD_END.match(self.text, end):
-            raise self.error("a regex ends with '/' and a space (no flags: it ignores case)", end)
+            message = "a space must follow a regex (there are no flags: case is always ignored)"
+            raise self.error(message, end)
         self.emit("atom", start, end, functools.partial(Regex, pattern=pattern))
 
     def regex_source(self, start: int) -> tuple[str, list[int]]:
@@ -1052,6 +1074,7 @@ def _make_words(tokens: tuple[str, ...]) -> Make:
 # ---------------------------------------------------------------------------- parsing
 
 _STARTS = ("atom", "field", "(", "-", "NOT", "AND")  # what may follow an AND (or begin one)
+_MAX_DEPTH = 100  # nested groups and negations; deeper would exhaust Python's stack
 
 
 class _Parser:
@@ -1061,6 +1084,7 @@ class _Parser:
         self.text = text
         self.lexemes = _Lexer(text).run()
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> _Lexeme:
         return self.lexemes[self.pos]
@@ -1095,15 +1119,27 @@ class _Parser:
     def unary(self, field: str | None, after: _Lexeme | None) -> Node:
         lexeme = self.peek()
         if lexeme.kind in ("NOT", "-"):
-            return Not(self.unary(field, self.next()))
-        if lexeme.kind == "(":
-            return self.group(field)
+            with self.nested():
+                return Not(self.unary(field, self.next()))
         if lexeme.kind == "field":
             self.next()
             return self.group(lexeme.text) if self.peek().kind == "(" else self.atom(lexeme.text)
+        if lexeme.kind == "(":
+            return self.group(field)
         if lexeme.kind == "atom":
             return self.atom(field)
         raise self.missing(lexeme, after)
+
+    @contextlib.contextmanager
+    def nested(self) -> Iterator[None]:
+        """One more level of groups and negations; too many would exhaust the stack."""
+        if self.depth == _MAX_DEPTH:
+            raise self.error(f"too deeply nested (more than {_MAX_DEPTH} levels)", self.peek())
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
 
     def atom(self, field: str | None) -> Node:
         make = self.next().make
@@ -1111,8 +1147,9 @@ class _Parser:
         return make(field)
 
     def group(self, field: str | None) -> Node:
-        opening = self.next()
-        node = self.or_(field)
+        with self.nested():
+            opening = self.next()
+            node = self.or_(field)
         if self.peek().kind != ")":
             raise self.error("unbalanced '(': it is never closed", opening)
         self.next()

@@ -104,6 +104,10 @@ def update_store(
     fetched = store.fetched_days() if skip_fetched and not refresh else set()
     todo = [d for d in days if d not in fetched]
     report.skipped = len(days) - len(todo)
+    if progress:
+        for day in days:
+            if day in fetched:
+                progress(f"{day.isoformat()} (stored)")
     own_client = client is None
     http = client or HttpClient(
         timeout=source.timeout,
@@ -231,17 +235,25 @@ def _merge_unit(store: Store, unit: _Unit, report: SourceReport) -> None:
     )
 
 
-def _expand(patterns: Sequence[str], report: SourceReport) -> Iterator[Path]:
-    seen: set[Path] = set()
+def digest_files(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
+    """The files the globs name, each once, in order; and the plain paths that are missing."""
+    seen: dict[Path, None] = {}
+    missing = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True))
         if not matches and not glob.has_magic(pattern):
-            report.failures.append(f"{pattern}: no such file")
+            missing.append(pattern)
         for name in matches:
             path = Path(name)
-            if path.is_file() and path not in seen:
-                seen.add(path)
-                yield path
+            if path.is_file():
+                seen.setdefault(path)
+    return list(seen), missing
+
+
+def _expand(patterns: Sequence[str], report: SourceReport) -> Iterator[Path]:
+    files, missing = digest_files(patterns)
+    report.failures.extend(f"{pattern}: no such file" for pattern in missing)
+    yield from files
 
 
 def _import_file(store: Store, path: Path, refresh: bool, report: SourceReport) -> None:

@@ -102,6 +102,31 @@ MIGRATIONS: tuple[str, ...] = (
         error TEXT
     );
     """,
+    # 2: Zotero sync state, per library ("users/123"): one row per synced arXiv paper, one
+    # per collection feedsync owns (slug '' is the parent collection).
+    """
+    CREATE TABLE zotero_items (
+        library TEXT NOT NULL,
+        arxiv_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'synced', 'failed')),
+        collections TEXT NOT NULL DEFAULT '[]',
+        attachment TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        updated TEXT NOT NULL,
+        PRIMARY KEY (library, arxiv_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE zotero_collections (
+        library TEXT NOT NULL,
+        slug TEXT NOT NULL,
+        name TEXT NOT NULL,
+        parent TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (library, slug)
+    ) WITHOUT ROWID;
+    """,
 )
 
 # Fields a feed shows; a change to one of them is a revision of the entry.
@@ -164,6 +189,35 @@ class MatchUpdate:
     signature: str
     matched: frozenset[int] | set[int]
     scope: frozenset[int] | set[int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoteroItemState:
+    """What the Zotero sync knows of one paper's item (see feedsync/zotero/sync.py).
+
+    ``status``: ``pending`` (key chosen, create sent or about to be, outcome unknown),
+    ``synced`` (Zotero holds it at ``version``, filed in ``collections``) or ``failed`` (the
+    last write was refused: ``error``). ``version`` 0 means Zotero has not confirmed it.
+    """
+
+    arxiv_id: str
+    key: str
+    version: int
+    status: str
+    collections: tuple[str, ...] = ()
+    attachment: str | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoteroCollectionState:
+    """A collection feedsync owns: ``slug`` '' is the parent, else the topic's."""
+
+    slug: str
+    name: str
+    parent: str
+    key: str
 
 
 class Store:
@@ -493,6 +547,89 @@ class Store:
     def fetched_days(self) -> set[date]:
         rows = self._db.execute("SELECT DISTINCT day FROM fetches WHERE day IS NOT NULL")
         return {date.fromisoformat(r[0]) for r in rows}
+
+    # -- zotero ------------------------------------------------------------------------------
+    # The Zotero sync's bookkeeping. Rows are per library, so pointing feedsync at another
+    # library starts afresh instead of trusting keys that mean nothing there.
+
+    def zotero_candidates(self, slugs: Sequence[str]) -> list[tuple[Paper, frozenset[str]]]:
+        """Every paper any of these topics matches (all, not the newest), with those topics."""
+        if not slugs:
+            return []
+        marks = ", ".join("?" * len(slugs))
+        sql = f"SELECT paper_id, slug FROM matches WHERE slug IN ({marks})"
+        topics: dict[int, set[str]] = {}
+        for paper_id, slug in self._db.execute(sql, tuple(slugs)):
+            topics.setdefault(paper_id, set()).add(slug)
+        return [(s.paper, frozenset(topics[s.rowid])) for s in self.papers_by_id(list(topics))]
+
+    def zotero_items(self, library: str) -> dict[str, ZoteroItemState]:
+        """The library's item states by arXiv id."""
+        rows = self._db.execute("SELECT * FROM zotero_items WHERE library = ?", (library,))
+        return {
+            r["arxiv_id"]: ZoteroItemState(
+                arxiv_id=r["arxiv_id"],
+                key=r["key"],
+                version=r["version"],
+                status=r["status"],
+                collections=tuple(json.loads(r["collections"])),
+                attachment=r["attachment"],
+                attempts=r["attempts"],
+                error=r["error"],
+            )
+            for r in rows
+        }
+
+    def save_zotero_items(self, library: str, states: Iterable[ZoteroItemState]) -> None:
+        now = _iso(self._clock())
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO zotero_items (library, arxiv_id, key, version, status,"
+                " collections, attachment, attempts, error, updated)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (
+                        library,
+                        s.arxiv_id,
+                        s.key,
+                        s.version,
+                        s.status,
+                        json.dumps(list(s.collections)),
+                        s.attachment,
+                        s.attempts,
+                        s.error,
+                        now,
+                    )
+                    for s in states
+                ),
+            )
+
+    def zotero_collections(self, library: str) -> dict[str, ZoteroCollectionState]:
+        """The library's collections feedsync owns, by topic slug ('' for the parent)."""
+        sql = "SELECT slug, name, parent, key FROM zotero_collections WHERE library = ?"
+        return {
+            r["slug"]: ZoteroCollectionState(r["slug"], r["name"], r["parent"], r["key"])
+            for r in self._db.execute(sql, (library,))
+        }
+
+    def save_zotero_collections(
+        self, library: str, states: Iterable[ZoteroCollectionState]
+    ) -> None:
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO zotero_collections (library, slug, name, parent, key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ((library, s.slug, s.name, s.parent, s.key) for s in states),
+            )
+
+    def forget_zotero_collections(self, library: str, keys: Iterable[str]) -> None:
+        """Drop collections Zotero says are gone, and the subcollections under them."""
+        gone = list(keys)
+        with self._transaction():
+            self._db.executemany(
+                "DELETE FROM zotero_collections WHERE library = ? AND (key = ? OR parent = ?)",
+                ((library, k, k) for k in gone),
+            )
 
 
 class _Transaction:

@@ -383,6 +383,7 @@ def test_tree_nodes() -> None:
         ("a NOT)", 3, "NOT needs a term after it"),
         ("a -", 3, "'-' needs a term right after it"),
         ("a - b", 3, "'-' needs a term right after it"),
+        ("a (", 3, "unbalanced '('"),
         ("a ()", 3, "empty group"),
         ("a ( )", 3, "empty group"),
         ("foo:bar", 1, "unknown field 'foo'"),
@@ -410,7 +411,9 @@ def test_tree_nodes() -> None:
         ("x /a{2,1}/", 6, "invalid regex"),
         ("x //", 3, "empty regex"),
         ("x /[[a]/", 3, "ambiguous regex"),
-        ("x /abc/i", 8, "a regex ends with '/' and a space"),
+        ("x /abc/i", 8, "a space must follow a regex (there are no flags"),
+        ("(" * 101 + "a" + ")" * 101, 101, "too deeply nested (more than 100 levels)"),
+        ("-" * 50 + "NOT " * 51 + "a", 251, "too deeply nested"),
     ],
 )
 def test_syntax_errors(query: str, column: int, reason: str) -> None:
@@ -420,6 +423,16 @@ def test_syntax_errors(query: str, column: int, reason: str) -> None:
     assert reason in error.reason
     assert (error.column, error.query) == (column, query)
     assert str(error) == f"{error.reason} at column {column}"
+
+
+def test_deep_nesting_up_to_the_limit_evaluates() -> None:
+    text = "a"
+    for level in range(99):  # alternate, so that nothing flattens
+        text = f"(b OR {text})" if level % 2 else f"(c {text})"
+    query = compile_query(f"NOT {text}")
+    doc = document(paper(title="a b c"))
+    assert not check(query, doc)
+    assert compile_query(query.canonical()).node == query.node
 
 
 # ---------------------------------------------------------------------------- explain
@@ -514,6 +527,9 @@ def corpus() -> dict[int, Document]:
         ('"chain of thought"', {3}),
         ('"models reasoning"', set()),
         ("/diffus/", {1, 3}),
+        ("models /diffus/", {1}),  # regexes come last in an AND ...
+        ("/diffus/ /reason/", {3}),
+        ("zebra /diffus/", set()),  # ... and are skipped once nothing is left
         ("author:lecun OR upvotes:<=5", {1, 2, 3}),
         ("upvotes:>5", {2}),
         ("NOT diffusion", {2}),
@@ -613,7 +629,7 @@ def test_required_literals_never_miss_a_match(pattern: str, text: str) -> None:
 
 # ---------------------------------------------------------------------------- agreement
 
-_VOCAB = ["alpha", "beta", "gamma", "delta", "al", "alp"]
+_VOCAB = ["alpha", "beta", "Gamma", "delta", "al", "alp", "betaı"]  # ı: dotless i
 _WORDS = st.sampled_from(_VOCAB)
 _TEXT = st.lists(st.tuples(_WORDS, st.sampled_from([" ", "-", ", ", " (", "\n"])), max_size=8).map(
     lambda pairs: "".join(w + sep for w, sep in pairs)
@@ -642,9 +658,9 @@ _LEAF = st.one_of(
     st.tuples(_FIELD, st.sampled_from(["al", "alp", "be", "gam", "de"])).map(
         lambda t: f"{t[0]}{t[1]}*"
     ),
-    st.tuples(_FIELD, st.sampled_from(["^al", "a\\b", "ta[, ]+g", "lph|mm", "\\bal\\b"])).map(
-        lambda t: f"{t[0]}/{t[1]}/"
-    ),
+    st.tuples(
+        _FIELD, st.sampled_from(["^al", "a\\b", "ta[, ]+g", "lph|mm", "\\bal\\b", "tai"])
+    ).map(lambda t: f"{t[0]}/{t[1]}/"),
     st.tuples(st.sampled_from(["", ">", ">=", "<", "<="]), st.integers(0, 4)).map(
         lambda t: f"upvotes:{t[0]}{t[1]}"
     ),
@@ -673,16 +689,20 @@ def test_matches_and_select_agree(
 ) -> None:
     docs = {i: document(p) for i, p in enumerate(corpus)}
     index = MemoryIndex(docs)
-    # Replace a few documents, so that incremental maintenance is exercised too.
-    for i in data.draw(
-        st.lists(st.sampled_from(sorted(docs)), max_size=2) if docs else st.just([])
-    ):
+    compiled = [compile_query(text) for text in queries]
+    for query in compiled:
+        query.select(index)  # fills the caches, which the changes below must keep current
+    ids = st.lists(st.sampled_from(sorted(docs)), max_size=2) if docs else st.just([])
+    for i in data.draw(ids):
         docs[i] = document(data.draw(papers()))
         index.add(i, docs[i])
-    for text in queries:
-        query = compile_query(text)
-        for _ in range(2):  # cold, then from the index's caches
+    for i in data.draw(ids):
+        docs.pop(i, None)
+        index.discard(i)
+    index.add(len(corpus), docs.setdefault(len(corpus), document(data.draw(papers()))))
+    for query in compiled:
+        for _ in range(2):  # computed, then from the caches
             assert query.select(index) == {i for i, doc in docs.items() if query.matches(doc)}
         assert compile_query(query.canonical()).node == query.node
-        for i, doc in docs.items():
-            assert bool(query.explain(doc)) <= query.matches(doc), i
+        for doc in docs.values():
+            assert bool(query.explain(doc)) <= query.matches(doc)
