@@ -461,7 +461,8 @@ def zotero_sync(ctx: click.Context, config_path: Path | None, dry_run: bool) -> 
     from feedsync.locks import run_lock
     from feedsync.store import Store
     from feedsync.topics import build_topics
-    from feedsync.zotero.sync import opted_in, sync
+    from feedsync.zotero.status import opted_in
+    from feedsync.zotero.sync import sync
 
     config = load(ctx, config_path)
     topics = opted_in(config, build_topics(config))
@@ -491,7 +492,7 @@ def zotero_status(ctx: click.Context, config_path: Path | None) -> None:
     """
     from feedsync.store import Store
     from feedsync.topics import build_topics
-    from feedsync.zotero.sync import status
+    from feedsync.zotero.status import status
 
     config = load(ctx, config_path)
     topics = build_topics(config)

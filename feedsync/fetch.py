@@ -75,7 +75,7 @@ class HttpClient:
             transport=transport,
             # Loading the CA bundle costs tens of milliseconds per run: only when a source
             # is https (always, for huggingface.co). Redirects to https then fail loudly.
-            verify=True if tls else False,
+            verify=tls,
         )
 
     def __enter__(self) -> HttpClient:

@@ -104,9 +104,9 @@ DEFAULT_FIELDS = ("title", "abstract", "keyword")
 UPVOTE_OPS = (">=", "<=", ">", "<", "=")  # as Index.upvotes() gets them
 
 # Joins the values of a multi-valued field (authors, keywords) into one string, as an FTS
-# index wants them, without letting a phrase run from one value into the next. It is a
-# private-use character (category Co, which otherwise counts as a letter), so it never
-# appears in real text.
+# index wants them, without letting a phrase run from one value into the next. It is the
+# first private-use character: never in real text, and tokenize() treats it as a gap
+# although other private-use characters (category Co) are word characters.
 SEPARATOR = "\ue000"
 
 # ---------------------------------------------------------------------------- tokenizing
@@ -147,9 +147,9 @@ def tokenize(text: str) -> list[str]:
 
 
 def _words(text: str) -> tuple[str, ...]:
-    """The words of a field value, interned: 50,000 abstracts hold ten million words but a
-    vocabulary of some ten thousand, so this saves most of the memory, and index lookups
-    compare identical strings."""
+    """The words of a field value, interned: 50,000 abstracts hold ten million words from a
+    vocabulary of tens of thousands, so this saves most of their memory (about 0.6 GB), and
+    index lookups then compare identical strings."""
     return tuple(map(sys.intern, tokenize(text)))
 
 
@@ -266,8 +266,9 @@ class MemoryIndex(Index):
     Postings are lists of ids per (field, word), cheap to append to, turned into sets when a
     query first needs them. Phrases are checked, by substring search in the space-joined
     words, on the documents that hold every word of them; prefixes walk a sorted
-    vocabulary; a regex scans the raw values (skipping those that lack a literal it
-    requires) once, after which :meth:`add` keeps its result current.
+    vocabulary. A regex runs only on the documents that hold a literal it requires (found
+    through the words, or in case-folded text), once: :meth:`add` keeps its result current.
+    The index keeps the documents; it is not thread-safe.
     """
 
     def __init__(self, docs: Mapping[int, Document] | Iterable[tuple[int, Document]] = ()) -> None:
@@ -279,7 +280,9 @@ class MemoryIndex(Index):
         self._vocab: dict[str, list[str] | None] = dict.fromkeys(FIELDS)
         self._memo: dict[tuple[str, str, object], set[int]] = {}  # cleared on every change
         self._regexes: dict[tuple[str, re.Pattern[str]], set[int]] = {}  # kept up to date
-        self._folded: dict[str, dict[int, str]] = {}  # built by the first regex scan
+        # Case-folded raw text by (field, whether only documents with non-ASCII text),
+        # built by the first regex scan that needs it.
+        self._folded: dict[tuple[str, bool], dict[int, str]] = {}
         self._spaced: dict[str, dict[int, str]] = {f: {} for f in FIELDS}  # by phrase checks
         items = docs.items() if isinstance(docs, Mapping) else docs
         for doc_id, doc in items:
@@ -307,8 +310,10 @@ class MemoryIndex(Index):
                 self._vocab[field] = None
             if len(values) == 1:  # titles and abstracts: ready for phrase checks
                 self._spaced[field][doc_id] = f" {' '.join(values[0])} "
-        for field, folded in self._folded.items():
-            folded[doc_id] = _fold("\n".join(doc.raw(field)))
+        for (field, odd_only), folded in self._folded.items():
+            raw = doc.raw(field)
+            if not (odd_only and _is_ascii(raw)):
+                folded[doc_id] = _fold("\n".join(raw))
         for (field, pattern), ids in self._regexes.items():
             if any(map(pattern.search, doc.raw(field))):
                 ids.add(doc_id)
@@ -329,7 +334,7 @@ class MemoryIndex(Index):
                     del postings[token]
                     self._vocab[field] = None
         for folded in self._folded.values():
-            del folded[doc_id]
+            folded.pop(doc_id, None)
         for spaced in self._spaced.values():
             spaced.pop(doc_id, None)
         for matching in self._regexes.values():
@@ -397,19 +402,53 @@ class MemoryIndex(Index):
         branches = _required_literals(pattern)
         if not branches:
             return {i for i, doc in docs.items() if any(map(search, doc.raw(field)))}
-        # Most documents lack a literal that every match contains, and `in` tells that far
-        # faster than the regex engine, which has no fast path for case-insensitive text.
-        if field not in self._folded:
-            self._folded[field] = {i: _fold("\n".join(d.raw(field))) for i, d in docs.items()}
-        folded = self._folded[field]
-        candidates: set[int] = set()
-        for first, *others in branches:
-            candidates.update(
-                i
-                for i, text in folded.items()
-                if first in text and all(other in text for other in others)
-            )
+        candidates = set().union(*(self._may_contain(field, branch) for branch in branches))
         return {i for i in candidates if any(map(search, docs[i].raw(field)))}
+
+    def _may_contain(self, field: str, literals: tuple[str, ...]) -> set[int]:
+        """A superset, usually small, of the documents whose ``field`` holds every one of
+        ``literals`` (ignoring case), found without the regex engine, which has no fast
+        path for ignoring case."""
+        words = [word for word in map(_longest_word, literals) if len(word) >= 3]
+        if not words:
+            return self._folded_with(field, literals, odd_only=False)
+        # In ASCII text, a literal's run of letters and digits lies inside one word, so the
+        # postings of the words that contain that run cover every ASCII document that can
+        # match. Other text (which NFKC or case rules may have changed) is read instead.
+        ascii_docs = set.intersection(*(self._having_word_with(field, w) for w in words))
+        return ascii_docs | self._folded_with(field, literals, odd_only=True)
+
+    def _having_word_with(self, field: str, part: str) -> set[int]:
+        postings = self._postings[field]
+        return set(itertools.chain.from_iterable(postings[w] for w in postings if part in w))
+
+    def _folded_with(self, field: str, literals: tuple[str, ...], *, odd_only: bool) -> set[int]:
+        """The documents (only those with non-ASCII text, if ``odd_only``) whose case-folded
+        ``field`` contains every one of ``literals``."""
+        key = (field, odd_only)
+        if key not in self._folded:
+            self._folded[key] = {
+                i: _fold("\n".join(doc.raw(field)))
+                for i, doc in self._docs.items()
+                if not (odd_only and _is_ascii(doc.raw(field)))
+            }
+        first, *others = literals
+        return {
+            i
+            for i, text in self._folded[key].items()
+            if first in text and all(other in text for other in others)
+        }
+
+
+def _is_ascii(texts: tuple[str, ...]) -> bool:
+    return all(map(str.isascii, texts))
+
+
+def _longest_word(literal: str) -> str:
+    return max(_ASCII_WORD.findall(literal), key=len, default="")
+
+
+_ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _spaced(values: Values) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import resource
 import string
 import time
 from collections.abc import Callable
@@ -121,9 +122,8 @@ def sentences(rng: random.Random, words: list[str], inserts: Callable[[int], lis
     return " ".join(out).capitalize() + "."
 
 
-def papers(n: int, seed: int) -> list[Paper]:
+def papers(n: int, seed: int, vocab: list[str]) -> list[Paper]:
     rng = random.Random(seed)
-    vocab = vocabulary(rng)
     draw = zipf(rng, vocab)
     content = zipf(rng, vocab[40:])  # titles and keywords skip the function words
     names = [f"{f} {m}. {last}" for f in FIRST for m in string.ascii_uppercase for last in LAST]
@@ -187,9 +187,9 @@ HANDWRITTEN = [
 ]
 
 
-def generated_queries(rng: random.Random, n: int) -> list[str]:
+def generated_queries(rng: random.Random, n: int, vocab: list[str]) -> list[str]:
     """Topic-like queries from templates over mid-frequency words."""
-    mid = vocabulary(random.Random(0))[60:1500]
+    mid = vocab[60:1500]
     templates = [
         "{a} OR {b} OR {c}",
         "({a} OR {b}) AND {c}",
@@ -218,9 +218,11 @@ def main() -> None:
     args = parser.parse_args()
 
     started = time.perf_counter()
-    corpus = papers(args.papers, args.seed)
+    vocab = vocabulary(random.Random(args.seed))
+    corpus = papers(args.papers, args.seed, vocab)
     print(f"generated {len(corpus)} papers in {time.perf_counter() - started:.2f} s")
-    texts = HANDWRITTEN + generated_queries(random.Random(args.seed), 100 - len(HANDWRITTEN))
+    generated = generated_queries(random.Random(args.seed), 100 - len(HANDWRITTEN), vocab)
+    texts = HANDWRITTEN + generated
     started = time.perf_counter()
     queries = [compile_query(text) for text in texts]
     print(f"compiled {len(queries)} queries in {1000 * (time.perf_counter() - started):.1f} ms")
@@ -238,6 +240,8 @@ def main() -> None:
     print(f"select x{len(queries)}: cold {best['cold']:.3f} s, warm {best['warm']:.3f} s")
     print(f"  ({hits} matches in all; all runs, cold: {[round(r['cold'], 3) for r in runs]})")
     check(queries, results, [document(p) for p in corpus[: args.check]])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS {peak:.0f} MB (papers, documents and index of one run alive at once)")
 
 
 def run(corpus: list[Paper], queries: list[Query]) -> dict[str, Any]:

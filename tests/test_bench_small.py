@@ -27,7 +27,7 @@ def test_small_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     figures = json.loads(out.read_text())
     assert set(figures["scenarios"]) == {str(n) for n in range(1, 9)}
     assert figures["machine"]["cores"] >= 1
-    for number, scenario in figures["scenarios"].items():
+    for _number, scenario in figures["scenarios"].items():
         assert scenario["result"] and not scenario["result"].startswith("ERROR"), scenario
     backfill, idle = figures["scenarios"]["1"], figures["scenarios"]["2"]
     assert backfill["requests"] >= figures["archive"]["days"]

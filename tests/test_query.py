@@ -546,6 +546,34 @@ def test_select(query: str, ids: set[int]) -> None:
     assert {i for i, doc in docs.items() if compiled.matches(doc)} == ids
 
 
+@pytest.mark.parametrize(
+    ("pattern", "ids"),
+    [
+        ("/rlhf/", {1, 2}),
+        ("/ixel/", {3, 4, 7}),  # \u0131 and \u0130 match i when ignoring case
+        ("/kelvin/", {5, 6}),  # so does \u212a (KELVIN SIGN) k
+        ("/fine/", set()),  # a regex reads "\ufb01ne" as written, not as "fine" (NFKC)
+        ("/cafe/", {9}),  # nor "cafe\u0301" as "café"
+    ],
+)
+def test_regex_shortcuts_miss_nothing_in_odd_text(pattern: str, ids: set[int]) -> None:
+    titles = [
+        "Pre-RLHF tuning",
+        "naïve rlhf",
+        "p\u0131xel art",
+        "P\u0130XEL",
+        "KELVIN",
+        "\u212aelvin scale",
+        "PIXEL",
+        "\ufb01ne",
+        "cafe\u0301",
+    ]
+    docs = {i: document(paper(title=title)) for i, title in enumerate(titles, 1)}
+    query = compile_query(f"title:{pattern}")
+    assert {i for i, doc in docs.items() if query.matches(doc)} == ids
+    assert query.select(MemoryIndex(docs)) == ids
+
+
 def test_index_grows_and_replaces_incrementally() -> None:
     index = MemoryIndex(corpus())
     queries = [compile_query(q) for q in ("/diffus/", "diff*", "models", '"fast sampling"')]

@@ -11,22 +11,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import threading
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from tests.bench.archive import build_archive, topic_queries, topics_toml
 from tests.fakes.hf_api import FakeHF
-from tests.fakes.hf_data import entry
 
 FEEDSYNC = [sys.executable, "-m", "feedsync"]
 
@@ -43,10 +41,25 @@ class Size:
     new_papers: int = 80
 
 
-FULL = Size(papers=50_000, days=1_000, topics=100, repeats=5, daemon_runs=200,
-            daemon_baseline=10, zotero_papers=1_000)
-SMALL = Size(papers=300, days=20, topics=5, repeats=2, daemon_runs=12, daemon_baseline=2,
-             zotero_papers=30, new_papers=8)
+FULL = Size(
+    papers=50_000,
+    days=1_000,
+    topics=100,
+    repeats=5,
+    daemon_runs=200,
+    daemon_baseline=10,
+    zotero_papers=1_000,
+)
+SMALL = Size(
+    papers=300,
+    days=20,
+    topics=5,
+    repeats=2,
+    daemon_runs=12,
+    daemon_baseline=2,
+    zotero_papers=30,
+    new_papers=8,
+)
 
 
 @dataclass
@@ -65,12 +78,15 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured
     # Read pipes without deadlock, then reap with wait4 to get this child's own rusage.
     out_chunks: list[bytes] = []
     err_chunks: list[bytes] = []
+
     def drain(stream: Any, sink: list[bytes]) -> None:
         for chunk in iter(lambda: stream.read(65536), b""):
             sink.append(chunk)
 
-    threads = [threading.Thread(target=drain, args=(proc.stdout, out_chunks)),
-               threading.Thread(target=drain, args=(proc.stderr, err_chunks))]
+    threads = [
+        threading.Thread(target=drain, args=(proc.stdout, out_chunks)),
+        threading.Thread(target=drain, args=(proc.stderr, err_chunks)),
+    ]
     for t in threads:
         t.start()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -143,8 +159,11 @@ def run_all(size: Size, *, only: set[str], keep: bool) -> dict[str, Any]:
     t = time.perf_counter()
     archive = build_archive(papers=size.papers, days=size.days, last_day=today)
     queries = topic_queries(archive, size.topics)
-    results["archive"] = {"papers": archive.papers, "days": len(archive.days),
-                          "generated_in_s": round(time.perf_counter() - t, 2)}
+    results["archive"] = {
+        "papers": archive.papers,
+        "days": len(archive.days),
+        "generated_in_s": round(time.perf_counter() - t, 2),
+    }
     try:
         with FakeHF() as hf:
             for day, entries in archive.days.items():
@@ -172,12 +191,16 @@ def run_all(size: Size, *, only: set[str], keep: bool) -> dict[str, Any]:
 
 def print_table(results: dict[str, Any]) -> None:
     m = results["machine"]
-    print(f"\nfeedsync benchmark: {m['cores']} cores, Python {m['python']}, "
-          f"{results['archive']['papers']} papers over {results['archive']['days']} days, "
-          f"{results['size']['topics']} topics")
+    print(
+        f"\nfeedsync benchmark: {m['cores']} cores, Python {m['python']}, "
+        f"{results['archive']['papers']} papers over {results['archive']['days']} days, "
+        f"{results['size']['topics']} topics"
+    )
     print(f"{'#':<3}{'scenario':<34}{'result':<28}{'target':<22}{'details'}")
     for number, r in results["scenarios"].items():
-        print(f"{number:<3}{r['name']:<34}{r['result']:<28}{r.get('target', ''):<22}{r.get('details', '')}")
+        print(
+            f"{number:<3}{r['name']:<34}{r['result']:<28}{r.get('target', ''):<22}{r.get('details', '')}"
+        )
 
 
 if __name__ == "__main__":

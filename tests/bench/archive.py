@@ -16,7 +16,31 @@ from typing import Any
 
 from tests.fakes.hf_data import entry
 
-SYLLABLES = "ka lo mi ren to va shi qu el dor ban tes pil mar co nu fe ra zen gal hex ion ly".split()
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ren",
+    "to",
+    "va",
+    "shi",
+    "qu",
+    "el",
+    "dor",
+    "ban",
+    "tes",
+    "pil",
+    "mar",
+    "co",
+    "nu",
+    "fe",
+    "ra",
+    "zen",
+    "gal",
+    "hex",
+    "ion",
+    "ly",
+]
 
 
 def _vocabulary(rng: random.Random, size: int) -> list[str]:
@@ -65,7 +89,9 @@ def build_archive(*, papers: int, days: int, last_day: date, seed: int = 7) -> A
     rng = random.Random(seed)
     vocabulary = _vocabulary(rng, 5000)
     words = Words(rng, vocabulary)
-    authors = [f"{rng.choice(vocabulary).title()} {rng.choice(vocabulary).title()}" for _ in range(20000)]
+    authors = [
+        f"{rng.choice(vocabulary).title()} {rng.choice(vocabulary).title()}" for _ in range(20000)
+    ]
     organizations = [f"{rng.choice(vocabulary).title()} Lab" for _ in range(200)]
     keywords = [" ".join(words.take(rng.randint(1, 2))) for _ in range(2000)]
     featured = weekdays_until(last_day, days)
@@ -124,7 +150,9 @@ def topic_queries(archive: Archive, count: int, seed: int = 11) -> list[str]:
         lambda: f"title:{w()} AND ({w()} OR {w()}) -{w()}",
         lambda: f'{w()[:4]}* AND keyword:"{rng.choice(archive.keywords)}"',
         lambda: f"({w()} OR {w()} OR {w()}) AND NOT abstract:{w()}",
-        lambda: f'author:"{rng.choice(archive.authors)}" OR org:"{rng.choice(archive.organizations)}"',
+        lambda: (
+            f'author:"{rng.choice(archive.authors)}" OR org:"{rng.choice(archive.organizations)}"'
+        ),
         lambda: f"abstract:{w()} {w()} OR title:{w()[:3]}*",
         lambda: f"{w()} AND upvotes:>=5",
         lambda: f'keyword:{w()} OR "{w()} {w()} {w()}"',

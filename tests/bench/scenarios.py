@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -16,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,9 @@ def backfill(ctx: Context) -> dict[str, Any]:
 
 def _version_wall(ctx: Context) -> float:
     if not ctx.version_wall:
-        walls = [run_measured([*FEEDSYNC, "--version"]).wall for _ in range(max(3, ctx.size.repeats))]
+        walls = [
+            run_measured([*FEEDSYNC, "--version"]).wall for _ in range(max(3, ctx.size.repeats))
+        ]
         ctx.version_wall = _median(walls)
     return ctx.version_wall
 
@@ -123,9 +125,15 @@ def new_papers_run(ctx: Context) -> dict[str, Any]:
         for _ in range(ctx.size.new_papers):
             serial += 1
             words = rng.sample(ctx.archive.vocabulary[30:1500], 12)
-            fresh.append(entry(f"{today:%y%m}.{serial:05d}", " ".join(words).capitalize(), today,
-                               abstract=" ".join(rng.choices(ctx.archive.vocabulary[:2000], k=180)),
-                               keywords=tuple(rng.sample(ctx.archive.keywords, 5))))
+            fresh.append(
+                entry(
+                    f"{today:%y%m}.{serial:05d}",
+                    " ".join(words).capitalize(),
+                    today,
+                    abstract=" ".join(rng.choices(ctx.archive.vocabulary[:2000], k=180)),
+                    keywords=tuple(rng.sample(ctx.archive.keywords, 5)),
+                )
+            )
         ctx.hf.set_day(today, ctx.hf.state.days.get(today, []) + fresh)
         ctx.hf.reset_log()
         before = time.time()
@@ -256,8 +264,12 @@ def _wrk(url: str, seconds: int, headers: list[str]) -> float:
 def serving(ctx: Context) -> dict[str, Any]:
     """Serving: 200 and 304 responses per second, feedsync serve vs nginx."""
     if not (shutil.which("wrk") and shutil.which("nginx")):
-        return {"name": "serving", "result": "skipped", "target": "ratio vs nginx",
-                "details": "needs wrk and nginx (apt-get install wrk nginx)"}
+        return {
+            "name": "serving",
+            "result": "skipped",
+            "target": "ratio vs nginx",
+            "details": "needs wrk and nginx (apt-get install wrk nginx)",
+        }
     feeds = ctx.config.parent / "feeds"  # type: ignore[union-attr]
     name = sorted(p.name for p in feeds.glob("*.atom"))[0]
     seconds = 3 if ctx.size.papers < 1000 else 8
@@ -267,7 +279,9 @@ def serving(ctx: Context) -> dict[str, Any]:
     ngx_port = _free_port()
     repo = Path(__file__).resolve().parents[2]
     site = (repo / "config" / "nginx.conf").read_text()
-    site = site.replace("/srv/feedsync/feeds", str(feeds)).replace("listen 8080", f"listen {ngx_port}")
+    site = site.replace("/srv/feedsync/feeds", str(feeds)).replace(
+        "listen 8080", f"listen {ngx_port}"
+    )
     (ngx_dir / "site.conf").write_text(site)
     (ngx_dir / "nginx.conf").write_text(
         f"worker_processes 1;\npid {ngx_dir}/nginx.pid;\nerror_log {ngx_dir}/error.log;\n"
@@ -284,14 +298,20 @@ def serving(ctx: Context) -> dict[str, Any]:
         ngx_tag = httpx.get(f"http://127.0.0.1:{ngx_port}/{name}").headers["etag"]
         r = {
             "feedsync_200": _wrk(f"http://127.0.0.1:{port}/{name}", seconds, []),
-            "feedsync_304": _wrk(f"http://127.0.0.1:{port}/{name}", seconds, [f"If-None-Match: {ours_tag}"]),
+            "feedsync_304": _wrk(
+                f"http://127.0.0.1:{port}/{name}", seconds, [f"If-None-Match: {ours_tag}"]
+            ),
             "nginx_200": _wrk(f"http://127.0.0.1:{ngx_port}/{name}", seconds, []),
-            "nginx_304": _wrk(f"http://127.0.0.1:{ngx_port}/{name}", seconds, [f"If-None-Match: {ngx_tag}"]),
+            "nginx_304": _wrk(
+                f"http://127.0.0.1:{ngx_port}/{name}", seconds, [f"If-None-Match: {ngx_tag}"]
+            ),
         }
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(10)
-        subprocess.run(["nginx", "-c", str(ngx_dir / "nginx.conf"), "-s", "stop"], capture_output=True)
+        subprocess.run(
+            ["nginx", "-c", str(ngx_dir / "nginx.conf"), "-s", "stop"], capture_output=True
+        )
     ratio_200 = r["feedsync_200"] / r["nginx_200"]
     ratio_304 = r["feedsync_304"] / r["nginx_304"]
     return {
@@ -311,8 +331,12 @@ def zotero(ctx: Context) -> dict[str, Any]:
     try:
         from tests.fakes.zotero_api import FakeZotero  # type: ignore[import-not-found]
     except ImportError:
-        return {"name": "zotero sync", "result": "skipped", "target": "<= 25 requests",
-                "details": "no Zotero fake yet"}
+        return {
+            "name": "zotero sync",
+            "result": "skipped",
+            "target": "<= 25 requests",
+            "details": "no Zotero fake yet",
+        }
     return _zotero_with(ctx, FakeZotero)
 
 
@@ -337,16 +361,31 @@ def _zotero_with(ctx: Context, fake_cls: Any) -> dict[str, Any]:
             since -= 1
             total += len(ctx.archive.days[days[since]])
         env_off = {**env, "FEEDSYNC_ZOTERO__ENABLED": "false"}
-        m = run_measured([*FEEDSYNC, "--config", str(cfg), "backfill", "--since", str(days[since]),
-                          "--until", str(days[-1])], env=env_off)
+        m = run_measured(
+            [
+                *FEEDSYNC,
+                "--config",
+                str(cfg),
+                "backfill",
+                "--since",
+                str(days[since]),
+                "--until",
+                str(days[-1]),
+            ],
+            env=env_off,
+        )
         assert m.returncode == 0, m.stderr[-2000:]
         zot.reset_log()
         first = run_measured([*FEEDSYNC, "--config", str(cfg), "zotero", "sync"], env=env)
         first_requests = len(zot.requests)
-        first_writes = sum(1 for r in zot.requests if r.method in ("POST", "PATCH", "PUT", "DELETE"))
+        first_writes = sum(
+            1 for r in zot.requests if r.method in ("POST", "PATCH", "PUT", "DELETE")
+        )
         zot.reset_log()
         again = run_measured([*FEEDSYNC, "--config", str(cfg), "zotero", "sync"], env=env)
-        rerun_writes = sum(1 for r in zot.requests if r.method in ("POST", "PATCH", "PUT", "DELETE"))
+        rerun_writes = sum(
+            1 for r in zot.requests if r.method in ("POST", "PATCH", "PUT", "DELETE")
+        )
         rerun_requests = len(zot.requests)
     return {
         "name": "zotero sync",
@@ -388,10 +427,8 @@ def daemon_memory(ctx: Context) -> dict[str, Any]:
         if " run ok " in line or " run failed " in line:
             done += 1
             if done in (baseline_at, runs) or done % 50 == 0:
-                try:
+                with contextlib.suppress(OSError):
                     samples[done] = _rss_kb(proc.pid)
-                except OSError:
-                    pass
     proc.wait(60)
     wall = time.perf_counter() - start
     base, last = samples.get(baseline_at, 0), samples.get(runs, samples.get(max(samples), 0))

@@ -58,8 +58,20 @@ def soak(tmp_path: Path, seconds: float) -> dict[str, object]:
         entries: list[dict] = []
         hf.set_day(today, entries)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "feedsync", "--config", str(config), "daemon", "--interval", "1"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-m",
+                "feedsync",
+                "--config",
+                str(config),
+                "daemon",
+                "--interval",
+                "1",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         runs = Counter[str]()
         log_lines: list[str] = []
@@ -83,8 +95,15 @@ def soak(tmp_path: Path, seconds: float) -> dict[str, object]:
             assert proc.poll() is None, "".join(log_lines[-30:])
             if rng.random() < 0.5:
                 serial += 1
-                entries = entries + [entry(f"{today:%y%m}.{serial:05d}", f"Soak paper {serial}", today,
-                                           upvotes=rng.randint(0, 9))]
+                entries = [
+                    *entries,
+                    entry(
+                        f"{today:%y%m}.{serial:05d}",
+                        f"Soak paper {serial}",
+                        today,
+                        upvotes=rng.randint(0, 9),
+                    ),
+                ]
                 hf.set_day(today, entries)
             if rng.random() < 0.4:
                 hf.fault(rng.choice(HF_FAULTS), retry_after=1, delay=0.5)
