@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 COLLECTED: list[tuple[str, Any]] = []
+# Read at import: the suite's fixtures clear FEEDSYNC_* variables before each test.
+TARGET = os.environ.get("FEEDSYNC_FIGURES")
 
 
 def record(name: str, figures: Any) -> None:
     COLLECTED.append((name, figures))
     print(f"\nfigure: {name}: {figures}")
-    target = os.environ.get("FEEDSYNC_FIGURES")
+    target = TARGET
     if target:
         line = {"name": name, "figures": figures, "when": datetime.now(UTC).isoformat()}
         with open(target, "a", encoding="utf-8") as f:

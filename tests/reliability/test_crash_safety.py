@@ -135,15 +135,24 @@ def run_crash_rounds(tmp_path: Path, rounds: int) -> dict[str, int]:
         for round_ in range(rounds):
             entries = day_entries(rng, today, round_, entries)
             hf.set_day(today, entries)
-            proc = subprocess.Popen([*FEEDSYNC, "--config", str(config), "run", "--refresh"],
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [*FEEDSYNC, "--config", str(config), "run", "--refresh"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             time.sleep(rng.uniform(0.05, 1.2))
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             proc.wait(30)
-        clean = subprocess.run([*FEEDSYNC, "--config", str(config), "run"], env=env,
-                               capture_output=True, text=True, timeout=120)
+        clean = subprocess.run(
+            [*FEEDSYNC, "--config", str(config), "run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         reader.stop.set()
         reader.join(10)
         assert clean.returncode == 0, clean.stderr
@@ -151,8 +160,13 @@ def run_crash_rounds(tmp_path: Path, rounds: int) -> dict[str, int]:
         # The same final digest, without any crash.
         ref_env = {**os.environ, "FEEDSYNC_ZOTERO__API_KEY": reference_zot.api_key}
         reference = write_config(tmp_path / "reference", hf, reference_zot)
-        subprocess.run([*FEEDSYNC, "--config", str(reference), "run"], env=ref_env, check=True,
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            [*FEEDSYNC, "--config", str(reference), "run"],
+            env=ref_env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         got, want = feed_ids(feeds), feed_ids(reference.parent / "feeds")
         missing_in_feeds = sum(len(want[n] - got.get(n, set())) for n in want)
         archive_ids = Counter(i["archiveID"] for i in zot.items("preprint"))
@@ -190,5 +204,6 @@ def test_crash_safety_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_crash_safety_50_kills(tmp_path: Path) -> None:
     check(run_crash_rounds(tmp_path, rounds=50))

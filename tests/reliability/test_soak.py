@@ -162,5 +162,6 @@ def test_soak_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_soak_ten_minutes(tmp_path: Path) -> None:
     check(soak(tmp_path, seconds=600), max_growth=10)
