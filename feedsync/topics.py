@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 # Below this many papers, testing each paper against each topic beats building an index.
 INDEX_THRESHOLD = 2000
+# Papers indexed at once when re-matching many: bounds memory, costs little speed.
+INDEX_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,27 @@ def _signature(topic: TopicConfig) -> str:
 
 
 def match(topics: Sequence[Topic], papers: Iterable[tuple[int, Paper]]) -> dict[str, set[int]]:
-    """For each topic, the ids (store row ids) of the given papers it selects."""
+    """For each topic, the ids (store row ids) of the given papers it selects.
+
+    Papers are taken ``INDEX_CHUNK`` at a time, each chunk indexed, queried and dropped:
+    re-matching a whole archive costs the memory of one chunk's index, not of all of it.
+    """
+    found: dict[str, set[int]] = {topic.slug: set() for topic in topics}
+    for chunk in _batched(papers):
+        for slug, ids in _match_chunk(topics, chunk).items():
+            found[slug] |= ids
+    return found
+
+
+def _batched(papers: Iterable[tuple[int, Paper]]) -> Iterator[tuple[tuple[int, Paper], ...]]:
+    iterator = iter(papers)
+    while chunk := tuple(itertools.islice(iterator, INDEX_CHUNK)):
+        yield chunk
+
+
+def _match_chunk(
+    topics: Sequence[Topic], papers: Sequence[tuple[int, Paper]]
+) -> dict[str, set[int]]:
     from feedsync.query import MemoryIndex, document
 
     docs = {rowid: document(paper) for rowid, paper in papers}
