@@ -68,7 +68,7 @@ MIGRATIONS: tuple[str, ...] = (
         seq INTEGER NOT NULL
     );
     CREATE INDEX papers_title_key ON papers (title_key);
-    CREATE INDEX papers_newest ON papers (featured DESC, published DESC);
+    CREATE INDEX papers_newest ON papers (featured DESC, published DESC, id DESC);
     CREATE INDEX papers_seq ON papers (seq);
     CREATE TABLE meta (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (name, value) VALUES ('seq', 0);
@@ -129,6 +129,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
 )
 
+# Above this many matches, a topic's newest papers are found by walking the papers index.
+BIG_TOPIC = 2000
 # Fields a feed shows; a change to one of them is a revision of the entry.
 _DISPLAYED = (
     "title",
@@ -289,7 +291,9 @@ class Store:
             seq = self.seq + 1
             for paper in papers:
                 counts += self._upsert_one(paper, now, seq)
-            self._db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
+            # The sequence moves only when a paper did: "nothing changed" stays cheap to tell.
+            if counts.new or counts.updated:
+                self._db.execute("UPDATE meta SET value = ? WHERE name = 'seq'", (seq,))
         return counts
 
     def _find(self, paper: Paper) -> sqlite3.Row | None:
@@ -421,21 +425,31 @@ class Store:
 
     def newest_ids(self, slug: str, limit: int) -> list[tuple[int, int]]:
         """(row id, rev) of a topic's newest matches: cheap, and enough to tell a change."""
-        sql = (
-            "SELECT p.id, p.rev FROM matches m JOIN papers p ON p.id = m.paper_id"
-            " WHERE m.slug = ? ORDER BY p.featured DESC, p.published DESC, p.id DESC LIMIT ?"
-        )
+        sql = self._newest_sql(slug, "p.id, p.rev")
         return [(r[0], r[1]) for r in self._db.execute(sql, (slug, limit))]
 
     def newest(self, slug: str | None, limit: int) -> list[StoredPaper]:
         """A topic's newest matching papers (every paper when ``slug`` is None)."""
-        order = " ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
         if slug is None:
-            rows = self._db.execute(_SELECT + order, (limit,))
-        else:
-            sql = _SELECT + " WHERE id IN (SELECT paper_id FROM matches WHERE slug = ?)" + order
-            rows = self._db.execute(sql, (slug, limit))
-        return [_stored(r) for r in rows]
+            order = " ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
+            return [_stored(r) for r in self._db.execute(_SELECT + order, (limit,))]
+        sql = self._newest_sql(slug, "p.*")
+        return [_stored(r) for r in self._db.execute(sql, (slug, limit))]
+
+    def _newest_sql(self, slug: str, columns: str) -> str:
+        # Two plans: a big topic walks the papers in newest-first index order and stops at
+        # the limit; a small one sorts its few matches. Either way no full sort of a large
+        # topic, which cost milliseconds per topic per run.
+        order = " ORDER BY p.featured DESC, p.published DESC, p.id DESC LIMIT ?"
+        if self.match_count(slug) > BIG_TOPIC:
+            return (
+                f"SELECT {columns} FROM papers p INDEXED BY papers_newest WHERE EXISTS"
+                " (SELECT 1 FROM matches m WHERE m.slug = ?1 AND m.paper_id = p.id)" + order
+            )
+        return (
+            f"SELECT {columns} FROM matches m JOIN papers p ON p.id = m.paper_id"
+            " WHERE m.slug = ?" + order
+        )
 
     def newest_all_ids(self, limit: int) -> list[tuple[int, int]]:
         sql = "SELECT id, rev FROM papers ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
