@@ -174,7 +174,7 @@ def _match(store: Store, topics: Sequence[Topic], report: RunReport) -> None:
     seq = store.seq
     whole = [t for t in topics if _needs_full_match(states.get(t.slug), t)]
     behind = [t for t in topics if t not in whole and states[t.slug].seq < seq]
-    before = {t.slug: store.match_count(t.slug) for t in topics if t.slug in states}
+    before = {slug: state.matched for slug, state in states.items()}
     updates: list[MatchUpdate] = []
     if whole:
         found = match(whole, store.documents())
@@ -188,8 +188,9 @@ def _match(store: Store, topics: Sequence[Topic], report: RunReport) -> None:
     gone = set(states) - {t.slug for t in topics}
     if updates or gone:
         store.save_matches(updates, seq=seq, drop=gone)
+    after = store.topic_states() if updates or gone else states
     for t in topics:
-        total = store.match_count(t.slug)
+        total = after[t.slug].matched if t.slug in after else 0
         report.topics[t.slug] = TopicReport(matches=total, new=total - before.get(t.slug, 0))
 
 

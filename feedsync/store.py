@@ -85,7 +85,8 @@ MIGRATIONS: tuple[str, ...] = (
         slug TEXT PRIMARY KEY,
         signature TEXT NOT NULL,
         seq INTEGER NOT NULL,
-        rendered TEXT
+        rendered TEXT,
+        matched INTEGER NOT NULL DEFAULT 0
     ) WITHOUT ROWID;
     CREATE TABLE matches (
         slug TEXT NOT NULL REFERENCES topics (slug) ON DELETE CASCADE,
@@ -171,6 +172,7 @@ class TopicState:
     signature: str
     seq: int
     rendered: str | None
+    matched: int = 0  # how many papers it selects
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,9 +381,10 @@ class Store:
     # -- topics and their matches ------------------------------------------------------------
 
     def topic_states(self) -> dict[str, TopicState]:
-        rows = self._db.execute("SELECT slug, signature, seq, rendered FROM topics")
+        rows = self._db.execute("SELECT slug, signature, seq, rendered, matched FROM topics")
         return {
-            r["slug"]: TopicState(r["slug"], r["signature"], r["seq"], r["rendered"]) for r in rows
+            r["slug"]: TopicState(r["slug"], r["signature"], r["seq"], r["rendered"], r["matched"])
+            for r in rows
         }
 
     def save_matches(
@@ -418,10 +421,16 @@ class Store:
                     "INSERT OR IGNORE INTO matches (slug, paper_id) VALUES (?, ?)",
                     ((u.slug, i) for i in u.matched),
                 )
+                db.execute(
+                    "UPDATE topics SET matched = (SELECT count(*) FROM matches WHERE slug = ?1)"
+                    " WHERE slug = ?1",
+                    (u.slug,),
+                )
 
     def match_count(self, slug: str) -> int:
-        sql = "SELECT count(*) FROM matches WHERE slug = ?"
-        return int(self._db.execute(sql, (slug,)).fetchone()[0])
+        """How many papers a topic selects (kept with the topic, so it costs one lookup)."""
+        row = self._db.execute("SELECT matched FROM topics WHERE slug = ?", (slug,)).fetchone()
+        return int(row[0]) if row else 0
 
     def newest_ids(self, slug: str, limit: int) -> list[tuple[int, int]]:
         """(row id, rev) of a topic's newest matches: cheap, and enough to tell a change."""
