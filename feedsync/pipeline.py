@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import resource
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -162,7 +163,12 @@ def run(
 def _stage(name: str, work: Callable[[], T]) -> T:
     start = time.perf_counter()
     result = work()
-    log.info("stage %s done in %.3f s", name, time.perf_counter() - start)
+    log.info(
+        "stage %s done in %.3f s (peak memory %.0f MB)",
+        name,
+        time.perf_counter() - start,
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    )
     return result
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import glob
 import logging
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -120,7 +121,7 @@ def update_store(
         # Days are fetched and parsed by a few threads (network waits overlap), and merged
         # here, on the store's thread, in order.
         with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(1, len(todo)))) as pool:
-            for day, units in zip(todo, pool.map(fetcher.fetch_day, todo), strict=True):
+            for day, units in zip(todo, _window(pool, fetcher.fetch_day, todo), strict=True):
                 if units is None:
                     log.info("source: stopping early, %s and later days left for the next run", day)
                     break
@@ -133,6 +134,20 @@ def update_store(
         if own_client:
             http.close()
     return report
+
+
+def _window(
+    pool: ThreadPoolExecutor, work: Callable[[date], list[_Unit] | None], days: Sequence[date]
+) -> Iterator[list[_Unit] | None]:
+    """``pool.map`` with at most a few days in flight: a backfill of a thousand days must
+    not hold every parsed day in memory while the store catches up."""
+    pending: deque[Future[list[_Unit] | None]] = deque()
+    for day in days:
+        pending.append(pool.submit(work, day))
+        if len(pending) >= 2 * FETCH_WORKERS:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def api_url(base: str, day: date, page: int) -> str:

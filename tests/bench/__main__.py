@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -72,36 +71,45 @@ class Measured:
     stderr: str
 
 
+# Linux carries a process's peak RSS across fork+exec: a command started straight from
+# this process (which holds the whole synthetic archive) would report our peak, not its
+# own. So commands are started by this small launcher, which forks, times and reaps them.
+LAUNCHER = """
+import json, os, sys, time
+out = sys.argv[1]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(out, "w") as f:
+    json.dump({"wall": wall, "cpu": usage.ru_utime + usage.ru_stime,
+               "rss": usage.ru_maxrss, "code": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured:
-    start = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    # Read pipes without deadlock, then reap with wait4 to get this child's own rusage.
-    out_chunks: list[bytes] = []
-    err_chunks: list[bytes] = []
-
-    def drain(stream: Any, sink: list[bytes]) -> None:
-        for chunk in iter(lambda: stream.read(65536), b""):
-            sink.append(chunk)
-
-    threads = [
-        threading.Thread(target=drain, args=(proc.stdout, out_chunks)),
-        threading.Thread(target=drain, args=(proc.stderr, err_chunks)),
-    ]
-    for t in threads:
-        t.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    for t in threads:
-        t.join()
-    code = os.waitstatus_to_exitcode(status)
-    proc.returncode = code
+    """Run a command: its own wall time, CPU time and peak RSS, and its output."""
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
+        figures = Path(tmp.name)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-S", "-c", LAUNCHER, str(figures), *args],
+            capture_output=True,
+            env=env,
+        )
+        m = json.loads(figures.read_text())
+    finally:
+        figures.unlink(missing_ok=True)
+    assert proc.returncode == m["code"]
     return Measured(
-        wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,
-        returncode=code,
-        stdout=b"".join(out_chunks).decode(),
-        stderr=b"".join(err_chunks).decode(),
+        wall=m["wall"],
+        cpu=m["cpu"],
+        max_rss_mb=m["rss"] / 1024,
+        returncode=m["code"],
+        stdout=proc.stdout.decode(),
+        stderr=proc.stderr.decode(),
     )
 
 
