@@ -205,6 +205,99 @@ def _not_modified(request: Request, entry: _Entry, etag: str) -> bool:
     return False
 
 
+# Bounds on a request head that uvicorn's httptools protocol does not have: without them
+# one client sending an endless header grows the server's memory until the kernel kills
+# it, and a thousand clients that never finish their heads hold every connection slot
+# (limit_concurrency), so that everyone else gets 503 for as long as they stay.
+MAX_HEAD = 64 * 1024  # bytes of request line and headers
+HEAD_TIMEOUT = 10.0  # seconds to send them, from connecting or from the request's first byte
+_TOO_LARGE = (
+    b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
+    b"content-type: text/plain; charset=utf-8\r\ncontent-length: 24\r\n"
+    b"connection: close\r\n\r\nrequest head too large\r\n"
+)
+_TOO_SLOW = (
+    b"HTTP/1.1 408 Request Timeout\r\n"
+    b"content-type: text/plain; charset=utf-8\r\ncontent-length: 17\r\n"
+    b"connection: close\r\n\r\nrequest too slow\n"
+)
+
+
+def _bounded_httptools() -> type[Any]:
+    import asyncio
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class BoundedHead(HttpToolsProtocol):
+        """httptools, ending a request whose head passes MAX_HEAD bytes (431) or takes
+        longer than HEAD_TIMEOUT seconds (408, or a plain close if nothing came).
+
+        Bytes are counted per chunk received: the count may pass the limit by one chunk
+        (the transport's read size), which still bounds memory.
+        """
+
+        _head = 0
+        _in_body = False
+        _ended = False
+        _clock: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._start_clock()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_clock()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._ended:
+                return
+            if not self._in_body:
+                self._head += len(data)
+                if self._head > MAX_HEAD:
+                    self._end(_TOO_LARGE, f"request head over {MAX_HEAD} bytes (431)")
+                    return
+            super().data_received(data)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            if self._clock is None:  # the next request on a kept-alive connection
+                self._start_clock()
+
+        def on_headers_complete(self) -> None:
+            self._stop_clock()
+            self._in_body, self._head = True, 0
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._in_body = False
+            super().on_message_complete()
+
+        def _start_clock(self) -> None:
+            self._stop_clock()
+            self._clock = self.loop.call_later(HEAD_TIMEOUT, self._too_slow)
+
+        def _stop_clock(self) -> None:
+            if self._clock is not None:
+                self._clock.cancel()
+                self._clock = None
+
+        def _too_slow(self) -> None:
+            self._clock = None
+            if not self._in_body and not self.transport.is_closing():
+                self._end(_TOO_SLOW if self._head else b"", "request head too slow (408)")
+
+        def _end(self, answer: bytes, why: str) -> None:
+            self._ended = True
+            self._stop_clock()
+            if answer:
+                log.warning("%s: connection closed", why)
+                self.transport.write(answer)
+            self.transport.close()
+
+    return BoundedHead
+
+
 def server_config(app: Starlette, config: Config, host: str | None, port: int | None) -> Any:
     import uvicorn
 
@@ -212,6 +305,7 @@ def server_config(app: Starlette, config: Config, host: str | None, port: int | 
         app,
         host=host or config.server.host,
         port=port or config.server.port,
+        http=_bounded_httptools(),
         log_level="warning",
         access_log=False,
         server_header=False,
@@ -219,7 +313,6 @@ def server_config(app: Starlette, config: Config, host: str | None, port: int | 
         timeout_keep_alive=5,
         timeout_graceful_shutdown=5,
         limit_concurrency=1000,
-        h11_max_incomplete_event_size=16 * 1024,
     )
 
 

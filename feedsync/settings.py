@@ -9,6 +9,8 @@ the validated result and hands the rest of feedsync plain frozen dataclasses.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -64,6 +66,17 @@ def _valid_slug(slug: str) -> str:
 Slug = Annotated[str, AfterValidator(_valid_slug)]
 
 
+def _no_nul(value: Any) -> Any:
+    # The OS refuses such a name ("embedded null byte"): say so now, not mid-run.
+    if "\x00" in str(value):
+        raise ValueError("a path cannot contain a NUL character")
+    return value
+
+
+PathSetting = Annotated[Path, AfterValidator(_no_nul)]
+GlobSetting = Annotated[str, AfterValidator(_no_nul)]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -74,7 +87,7 @@ class SourceConfig(_Section):
     kind: Literal["hf-api", "hf-html", "files"] = "hf-api"
     api_url: HttpUrl = "https://huggingface.co"
     days: int = Field(3, ge=1, le=31)
-    paths: tuple[str, ...] = ()
+    paths: tuple[GlobSetting, ...] = ()
     timeout: float = Field(30.0, gt=0, le=600)
     retries: int = Field(4, ge=0, le=10)
 
@@ -154,7 +167,7 @@ class ZoteroConfig(_Section):
     library_id: str | None = None
     library_type: Literal["user", "group"] = "user"
     api_key: SecretStr | None = None
-    api_key_file: Path | None = None
+    api_key_file: PathSetting | None = None
     api_url: HttpUrl = "https://api.zotero.org"
     collection: str = Field("feedsync", min_length=1, max_length=255)
     attach_pdf: bool = False
@@ -189,8 +202,8 @@ class Config(BaseSettings):
         extra="forbid", frozen=True, env_prefix=ENV_PREFIX, env_nested_delimiter="__"
     )
 
-    data_dir: Path = Path("data")
-    output_dir: Path = Path("feeds")
+    data_dir: PathSetting = Path("data")
+    output_dir: PathSetting = Path("feeds")
     base_url: HttpUrl = "http://localhost:8080"
     source: SourceConfig = SourceConfig()
     schedule: ScheduleConfig = ScheduleConfig()
@@ -242,7 +255,9 @@ def validate(data: dict[str, Any], environ: Mapping[str, str], source: Path) -> 
         problems = [_problem(err, environ) for err in e.errors()]
         raise ConfigError(f"{source}: {len(problems)} problem(s) in the config", problems) from None
     except SettingsError as e:
-        raise ConfigError(f"{source}: cannot read the environment: {e}") from None
+        raise ConfigError(
+            f"{source}: cannot read the environment: {e}", _unreadable(e, environ)
+        ) from None
     plain = loaded.model_dump(mode="json")
     plain["zotero"]["api_key"] = loaded.zotero.key()
     return plain
@@ -258,6 +273,8 @@ def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:
     value = error.get("input")
     if loc and loc[-1] in _SECRET_KEYS:
         shown = REDACTED
+    elif error.get("type") == "extra_forbidden":
+        shown = ""  # its name is the problem; its value may be a mistyped `api_key`
     elif isinstance(value, dict):
         shown = ""  # the whole table; the message says what is wrong with it
     else:
@@ -271,3 +288,27 @@ def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:
     if loc and any(name.upper() == env_name for name in environ):
         why += f" (from {env_name})"
     return key, shown, why
+
+
+def _unreadable(error: SettingsError, environ: Mapping[str, str]) -> list[tuple[str, str, str]]:
+    """The variables behind a field pydantic-settings could not decode (lists and tables
+    must be JSON there): its message names only the top-level field."""
+    match = re.search(r'field "([^"]+)"', str(error))
+    if match is None:
+        return []
+    prefix = ENV_PREFIX + match[1].upper()
+    names = sorted(
+        name
+        for name, value in environ.items()
+        if (name.upper() == prefix or name.upper().startswith(prefix + "__"))
+        and not _is_json(value)
+    )
+    return [(name, "", "not valid JSON (lists and tables are given as JSON)") for name in names]
+
+
+def _is_json(value: str) -> bool:
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True

@@ -32,7 +32,7 @@ def _table(data: Mapping[str, Any], path: list[str], lines: list[str]) -> None:
 
 def _key(key: str) -> str:
     bare = key.replace("-", "").replace("_", "").isalnum() and key.isascii()
-    return key if bare else json.dumps(key)
+    return key if bare else _string(key)
 
 
 def _value(value: Any) -> str:
@@ -42,5 +42,10 @@ def _value(value: Any) -> str:
         return repr(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_value(v) for v in value) + "]"
-    # A JSON string literal is a valid TOML basic string for everything json.dumps emits.
-    return json.dumps(str(value), ensure_ascii=False)
+    return _string(str(value))
+
+
+def _string(text: str) -> str:
+    # A JSON string literal is a TOML basic string, but for DEL: TOML forbids it raw and
+    # json.dumps leaves it so.
+    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")

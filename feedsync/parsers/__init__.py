@@ -3,7 +3,9 @@
 One module per input form (``hf_json``, ``hf_html``, ``text``); this one sniffs the form,
 decodes, dispatches, and owns the rules that hold for every form:
 
-- inputs over 64 MB are refused before anything is decoded;
+- inputs over 64 MB are refused before anything is decoded, and inputs with more JSON
+  values, JSON objects and arrays, or lines than a digest ever holds before they are
+  parsed (see ``_check_shape``), so that memory stays bounded whatever the input;
 - input must be UTF-8 (a BOM is tolerated). Invalid bytes are a ParseError naming the
   offset, for text copies too: replacing them would quietly corrupt titles, and a file
   that is not UTF-8 is best re-saved, not guessed at;
@@ -32,6 +34,13 @@ __all__ = ["FORMATS", "MAX_BYTES", "detect_format", "parse_digest", "parse_file"
 
 FORMATS = ("hf-json", "hf-html", "text")
 MAX_BYTES = 64 * 1024 * 1024
+# Bytes alone do not bound memory: 50 MB of "0," is 26 million JSON values and 50 MB of
+# "·" lines 17 million lines, each a Python object (and a warning) many times its size.
+# Real digests stay far below these: 64 MB of real entries is ~1 million values and
+# ~150,000 objects; a copied page is a few hundred lines.
+MAX_JSON_VALUES = 2_000_000  # counted as commas: cheap, and never fewer than the values
+MAX_JSON_CONTAINERS = 500_000  # counted as "{" and "["
+MAX_LINES = 200_000
 _MB = 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 _HTML_START = re.compile(rb"<(?:!doctype\s+html|html)[\s>]", re.IGNORECASE)
@@ -69,6 +78,7 @@ def parse_digest(
     _check_size(len(data), source)
     fmt = detect_format(data) if format == "auto" else _known_format(format)
     text = _decode(data, source)
+    _check_shape(text, fmt, source)
     if fmt == "hf-json":
         digest = hf_json.parse(text, day=day, source=source)
     elif fmt == "hf-html":
@@ -119,6 +129,26 @@ def _check_size(size: int, source: str) -> None:
     if size > MAX_BYTES:
         shown = math.ceil(size * 10 / _MB) / 10  # rounded up: 64 MB + 1 byte is not "64.0"
         raise ParseError(f"digest too large: {shown} MB, limit {MAX_BYTES // _MB} MB", source)
+
+
+def _check_shape(text: str, fmt: str, source: str) -> None:
+    """Refuse a digest with more values or lines than any real one, before parsing it.
+
+    The counts are upper bounds (a comma or brace inside a string counts too); they need
+    only be cheap and never undercount.
+    """
+    if fmt == "text":
+        # CRLF counts once this way; a mix of endings is undercounted at most by half.
+        lines = max(text.count("\n"), text.count("\r")) + 1
+        found = [(lines, MAX_LINES, "lines")]
+    else:
+        found = [
+            (text.count(",") + 1, MAX_JSON_VALUES, "JSON values"),
+            (text.count("{") + text.count("["), MAX_JSON_CONTAINERS, "JSON objects and arrays"),
+        ]
+    for count, limit, what in found:
+        if count > limit:
+            raise ParseError(f"digest too large: {count:,} {what}, limit {limit:,}", source)
 
 
 def _known_format(format: str) -> str:

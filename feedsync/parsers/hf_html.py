@@ -32,7 +32,9 @@ def parse(text: str, *, day: date | None, source: str) -> Digest:
     if not isinstance(props, Mapping) or not isinstance(props.get("dailyPapers"), list):
         raise ParseError("the DailyPapers data-props has no dailyPapers list", source)
     entries: list[Any] = props["dailyPapers"]
-    return hf_json.parse_entries(entries, day=day or hf_json.props_day(props), fmt=FORMAT)
+    return hf_json.parse_entries(
+        entries, day=day or hf_json.props_day(props), fmt=FORMAT, source=source
+    )
 
 
 def _data_props(text: str, source: str) -> str:

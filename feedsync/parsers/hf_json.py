@@ -35,6 +35,13 @@ from feedsync.text import collapse, is_arxiv_id, title_key, xml_safe
 FORMAT = "hf-json"
 MAX_ABSTRACT = 100_000
 MAX_AUTHORS = 2_000
+# A month page holds about 3,000 entries; tens of thousands of tiny ones are an attack on
+# memory, not a digest.
+MAX_ENTRIES = 50_000
+# No field keeps more than MAX_ABSTRACT characters, so cleaning looks at no more than this
+# many: collapsing whitespace builds one object per run, and a 50 MB field of words would
+# cost gigabytes.
+_MAX_RAW = 4 * MAX_ABSTRACT
 # Larger counts are not real (HF has fewer users than this) and would overflow SQLite.
 _MAX_COUNT = 2**53 - 1
 # A new-style id, YYMM.NNNNN; the number may have lost trailing zeros (see _arxiv_id).
@@ -46,9 +53,10 @@ def clean(value: object) -> str:
     """A display string: XML-unsafe characters dropped, then whitespace runs collapsed.
 
     Collapsing comes last so that a dropped NUL between two spaces cannot leave a run.
-    Anything but a string is treated as absent ("").
+    Anything but a string is treated as absent (""); only the first ``_MAX_RAW``
+    characters of a longer one are read.
     """
-    return collapse(xml_safe(value)) if isinstance(value, str) else ""
+    return collapse(xml_safe(value[:_MAX_RAW])) if isinstance(value, str) else ""
 
 
 def cap_abstract(abstract: str, where: str, warnings: list[ParseWarning]) -> str:
@@ -84,7 +92,7 @@ def parse(text: str, *, day: date | None, source: str) -> Digest:
     if not isinstance(value, list):
         got = _json_type(value)
         raise ParseError(f"expected a JSON array of daily papers, got {got}", source)
-    return parse_entries(value, day=day, fmt=FORMAT)
+    return parse_entries(value, day=day, fmt=FORMAT, source=source)
 
 
 def _unwrap(obj: Mapping[str, Any], day: date | None, source: str) -> tuple[Any, date | None]:
@@ -112,7 +120,13 @@ def props_day(props: Mapping[str, Any]) -> date | None:
         return None
 
 
-def parse_entries(entries: list[Any], *, day: date | None, fmt: str) -> Digest:
+def parse_entries(
+    entries: list[Any], *, day: date | None, fmt: str, source: str = "<input>"
+) -> Digest:
+    if len(entries) > MAX_ENTRIES:
+        raise ParseError(
+            f"digest too large: {len(entries):,} entries, limit {MAX_ENTRIES:,}", source
+        )
     papers: list[Paper] = []
     warnings: list[ParseWarning] = []
     for index, entry in enumerate(entries):

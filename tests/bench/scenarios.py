@@ -116,6 +116,7 @@ def new_papers_run(ctx: Context) -> dict[str, Any]:
     """Hourly run with new papers on today's page."""
     version = _version_wall(ctx)
     today = max(ctx.archive.days)
+    original = list(ctx.hf.state.days.get(today, []))
     rng = random.Random(5)
     walls, cpus, rss, written, requests = [], [], [], [], []
     feeds = ctx.config.parent / "feeds"  # type: ignore[union-attr]
@@ -145,6 +146,8 @@ def new_papers_run(ctx: Context) -> dict[str, Any]:
         rss.append(m.max_rss_mb)
         written.append(files_newer_than(feeds, before))
         requests.append(len(ctx.hf.requests))
+    # Later scenarios count on the archive as generated.
+    ctx.hf.set_day(today, original)
     wall = _median(walls)
     return {
         "name": f"hourly run, {ctx.size.new_papers} new papers",
