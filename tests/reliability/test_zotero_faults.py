@@ -28,6 +28,7 @@ FAULTS: list[tuple[str, Callable[[FakeZotero], None]]] = [
 
 def test_zotero_faults_leave_each_paper_once(tmp_path: Path) -> None:
     survived, requests, tried = 0, 0, 0
+    lost: list[str] = []
     for n, (name, inject) in enumerate(FAULTS):
         with FakeZotero() as zot:
             config = make_config(tmp_path / f"f{n}", zot)
@@ -40,6 +41,8 @@ def test_zotero_faults_leave_each_paper_once(tmp_path: Path) -> None:
             requests += len(zot.requests)
             if len(ids) == 70 and max(ids.values()) == 1:
                 survived += 1
+            else:
+                lost.append(name)
     # A collection deleted by the owner, and a key revoked then restored.
     for name in ("deleted collection", "revoked key"):
         with FakeZotero() as zot:
@@ -64,8 +67,11 @@ def test_zotero_faults_leave_each_paper_once(tmp_path: Path) -> None:
                 and (name != "revoked key" or "refused the API key" in (failed.error or ""))
             ):
                 survived += 1
+            else:
+                lost.append(name)
     record(
         "zotero faults",
         {"survived": survived, "tried": tried, "requests": requests, "papers_per_case": 70},
     )
+    assert lost == []
     assert survived == tried
