@@ -77,7 +77,7 @@ def test_tokenize(text: str, tokens: list[str]) -> None:
 
 
 def test_word_characters_are_exactly_letters_digits_and_private_use() -> None:
-    from feedsync.query import _WORD
+    from feedsync.query.words import _WORD
 
     for code in range(sys.maxunicode + 1):
         char = chr(code)
@@ -598,7 +598,7 @@ def test_select_returns_a_new_set() -> None:
 
 
 def test_fold_covers_every_character_that_ignorecase_maps_to_ascii() -> None:
-    from feedsync.query import _RE_FOLD_CHARS
+    from feedsync.query.index import _RE_FOLD_CHARS
 
     ascii_class = re.compile(r"[\x20-\x7e]", re.IGNORECASE)
     found = {chr(c) for c in range(128, sys.maxunicode + 1) if ascii_class.fullmatch(chr(c))}
@@ -625,7 +625,7 @@ def test_fold_covers_every_character_that_ignorecase_maps_to_ascii() -> None:
     ],
 )
 def test_required_literals(pattern: str, literals: tuple[tuple[str, ...], ...]) -> None:
-    from feedsync.query import _required_literals
+    from feedsync.query.index import _required_literals
 
     assert _required_literals(re.compile(pattern, re.IGNORECASE)) == literals
 
@@ -643,7 +643,7 @@ _REGEX_PIECES = [
     st.lists(st.sampled_from(_PIECES), max_size=12).map("".join),
 )
 def test_required_literals_never_miss_a_match(pattern: str, text: str) -> None:
-    from feedsync.query import _fold, _required_literals
+    from feedsync.query.index import _fold, _required_literals
 
     try:
         compiled = re.compile(pattern, re.IGNORECASE)
