@@ -70,6 +70,17 @@ def _config_option(f: F) -> F:
     )(f)
 
 
+def _format_option(f: F) -> F:
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["auto", "hf-json", "hf-html", "text"]),
+        default="auto",
+        show_default=True,
+        help="Input form; auto-detected by default.",
+    )(f)
+
+
 def load(ctx: click.Context, config_path: Path | None) -> Config:
     """The validated config: the command's --config, else the group's, else the default."""
     from feedsync.config import load_config
@@ -122,14 +133,7 @@ def cli(config_path: Path | None, log_level: str, log_format: str) -> None:
 
 @cli.command()
 @click.argument("file", type=click.Path(dir_okay=True, allow_dash=True, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", "hf-json", "hf-html", "text"]),
-    default="auto",
-    show_default=True,
-    help="Input form; auto-detected by default.",
-)
+@_format_option
 @click.option(
     "--as-of",
     type=DATE,
@@ -164,14 +168,7 @@ def _warn(source: str, warnings: Any) -> None:
 
 @cli.command("import")
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["auto", "hf-json", "hf-html", "text"]),
-    default="auto",
-    show_default=True,
-    help="Input form; auto-detected by default.",
-)
+@_format_option
 @click.option("--as-of", type=DATE, help="The page's date for text copies (see `parse`).")
 @_config_option
 @click.pass_context

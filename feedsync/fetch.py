@@ -10,18 +10,17 @@ out.
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import httpx
 
 from feedsync import __version__
 from feedsync.errors import FetchError
+from feedsync.waits import wait_seconds
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +109,7 @@ class HttpClient:
                 problem = f"HTTP {response.status}"
                 if response.status not in RETRY_STATUS:
                     raise FetchError(problem, url)
-                wait = max(self._backoff(attempt), _retry_after(response.retry_after) or 0.0)
+                wait = max(self._backoff(attempt), wait_seconds(response.retry_after) or 0.0)
             if attempt >= self.retries:
                 raise FetchError(f"{problem}, gave up after {attempt + 1} attempts", url)
             if wait > MAX_WAIT:
@@ -152,22 +151,6 @@ def _response(r: httpx.Response, content: bytes) -> Response:
         last_modified=r.headers.get("Last-Modified"),
         retry_after=r.headers.get("Retry-After"),
     )
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _describe(error: httpx.TransportError) -> str:

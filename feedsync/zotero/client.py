@@ -21,16 +21,13 @@ Rules, in order:
 
 from __future__ import annotations
 
-import email.utils
 import html
 import json
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx2
@@ -39,6 +36,7 @@ from pyzotero.zotero import Zotero
 
 from feedsync import __version__
 from feedsync.errors import SyncError
+from feedsync.waits import wait_seconds
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -86,7 +84,7 @@ class _Zotero(Zotero):
         self.pending_wait = 0.0
 
     def _set_backoff(self, duration: str | float) -> None:
-        self.pending_wait = max(self.pending_wait, seconds(str(duration)) or 0.0)
+        self.pending_wait = max(self.pending_wait, wait_seconds(str(duration)) or 0.0)
 
     def _check_backoff(self) -> None:
         wait, self.pending_wait = self.pending_wait, 0.0
@@ -314,28 +312,8 @@ def _idempotent(objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [dict(obj) for obj in objects]
 
 
-def seconds(value: str | None) -> float | None:
-    """A Retry-After or Backoff value in seconds: a (decimal) number or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        number = float(value)
-    except ValueError:
-        pass
-    else:
-        return number if math.isfinite(number) and number >= 0 else None
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
 def _asked_wait(response: httpx2.Response) -> float:
-    asked = [seconds(response.headers.get(h)) for h in ("Retry-After", "Backoff")]
+    asked = [wait_seconds(response.headers.get(h)) for h in ("Retry-After", "Backoff")]
     return max((a for a in asked if a is not None), default=0.0)
 
 
