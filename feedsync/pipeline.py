@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedsync.config import Config
@@ -245,7 +246,7 @@ def _render_and_publish(
     )
     if (
         store.get_value("rendered:all-feeds") == everything
-        and all((out / name).is_file() for name in previous)
+        and all(_intact(out, name, previous) for name in previous)
         and previous
     ):
         return PublishReport(written=[], unchanged=sorted(previous), removed=[])
@@ -269,7 +270,7 @@ def _render_and_publish(
         names = (f"{slug}.rss", f"{slug}.atom")
         state = states.get(slug)
         last = state.rendered if state else store.get_value(f"rendered:{slug}")
-        if last == signature and all(n in previous and (out / n).is_file() for n in names):
+        if last == signature and all(_intact(out, n, previous) for n in names):
             kept.update(names)
             continue
         papers = store.newest(slug if slug != ALL else None, limit)
@@ -291,7 +292,7 @@ def _render_and_publish(
     if (
         rendered
         or store.get_value("rendered:index") != index_signature
-        or not (out / "index.html").is_file()
+        or not _intact(out, "index.html", previous)
     ):
         files["index.html"] = _index_page(config, store, specs, topics, title)
     else:
@@ -303,10 +304,29 @@ def _render_and_publish(
         store.set_value(f"rendered:{ALL}", rendered[ALL])
     store.set_value("rendered:index", index_signature)
     now_published = {name: previous[name] for name in kept if name in previous}
-    now_published.update({name: hashlib.sha256(data).hexdigest() for name, data in files.items()})
+    now_published.update(
+        {
+            name: (hashlib.sha256(data).hexdigest(), _stamp(out / name))
+            for name, data in files.items()
+        }
+    )
     store.save_published(now_published)
     store.set_value("rendered:all-feeds", everything)
     return result
+
+
+def _stamp(path: Path) -> str | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return f"{st.st_mtime_ns}-{st.st_size}"
+
+
+def _intact(out: Path, name: str, published: dict[str, tuple[str, str | None]]) -> bool:
+    """Is ``name`` still the file we published (not deleted, not overwritten by anyone)?"""
+    known = published.get(name)
+    return known is not None and known[1] is not None and _stamp(out / name) == known[1]
 
 
 def _index_page(

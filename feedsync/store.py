@@ -68,7 +68,7 @@ MIGRATIONS: tuple[str, ...] = (
         seq INTEGER NOT NULL
     );
     CREATE INDEX papers_title_key ON papers (title_key);
-    CREATE INDEX papers_newest ON papers (featured DESC, published DESC, id DESC);
+    CREATE INDEX papers_newest ON papers (featured DESC, published DESC);
     CREATE INDEX papers_seq ON papers (seq);
     CREATE TABLE meta (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
     INSERT INTO meta (name, value) VALUES ('seq', 0);
@@ -85,8 +85,7 @@ MIGRATIONS: tuple[str, ...] = (
         slug TEXT PRIMARY KEY,
         signature TEXT NOT NULL,
         seq INTEGER NOT NULL,
-        rendered TEXT,
-        matched INTEGER NOT NULL DEFAULT 0
+        rendered TEXT
     ) WITHOUT ROWID;
     CREATE TABLE matches (
         slug TEXT NOT NULL REFERENCES topics (slug) ON DELETE CASCADE,
@@ -127,6 +126,15 @@ MIGRATIONS: tuple[str, ...] = (
         key TEXT NOT NULL,
         PRIMARY KEY (library, slug)
     ) WITHOUT ROWID;
+    """,
+    # 3: each topic keeps its match count (no count query per topic per run), and the
+    # newest-first index ends with the id, so a big topic's newest papers are an index walk.
+    """
+    ALTER TABLE topics ADD COLUMN matched INTEGER NOT NULL DEFAULT 0;
+    UPDATE topics SET matched = (SELECT count(*) FROM matches WHERE matches.slug = topics.slug);
+    DROP INDEX papers_newest;
+    CREATE INDEX papers_newest ON papers (featured DESC, published DESC, id DESC);
+    ALTER TABLE published ADD COLUMN stamp TEXT;
     """,
 )
 
@@ -233,13 +241,20 @@ class Store:
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, factory=_Connection
+            )
+            self._db.store_path = self.path
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 10000")
             self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
+        except StorageError as e:
+            if e.message.startswith("the store"):  # a schema newer than this feedsync
+                raise
+            raise StorageError(f"cannot open the store {self.path}: {e.__cause__ or e}") from e
         except sqlite3.Error as e:
             raise StorageError(f"cannot open the store {self.path}: {e}") from e
         except OSError as e:
@@ -473,15 +488,21 @@ class Store:
 
     # -- published files ---------------------------------------------------------------------
 
-    def published(self) -> dict[str, str]:
-        """Files feedsync wrote into output_dir last time: name -> sha256 of the bytes."""
-        return {r[0]: r[1] for r in self._db.execute("SELECT name, sha256 FROM published")}
+    def published(self) -> dict[str, tuple[str, str | None]]:
+        """Files feedsync wrote into output_dir last time: name -> (sha256, stat stamp).
 
-    def save_published(self, files: dict[str, str]) -> None:
+        The stamp ("mtime_ns-size" after the write) tells, for the price of a stat, whether
+        the file is still the one we wrote.
+        """
+        rows = self._db.execute("SELECT name, sha256, stamp FROM published")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def save_published(self, files: dict[str, tuple[str, str | None]]) -> None:
         with self._transaction():
             self._db.execute("DELETE FROM published")
             self._db.executemany(
-                "INSERT INTO published (name, sha256) VALUES (?, ?)", files.items()
+                "INSERT INTO published (name, sha256, stamp) VALUES (?, ?, ?)",
+                ((name, sha, stamp) for name, (sha, stamp) in files.items()),
             )
 
     # -- run status --------------------------------------------------------------------------
@@ -655,6 +676,28 @@ class Store:
             )
 
 
+class _Connection(sqlite3.Connection):
+    """A connection whose every statement turns sqlite3 errors into StorageError.
+
+    So a damaged or foreign database file is a message and exit code 3 wherever it shows
+    up, never a traceback. Transactions use the raw methods to word their own errors.
+    """
+
+    store_path: Path = Path("?")
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        try:
+            return super().execute(sql, parameters)
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot use the store {self.store_path}: {e}") from e
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        try:
+            return super().executemany(sql, parameters)
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot use the store {self.store_path}: {e}") from e
+
+
 class _Transaction:
     """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; sqlite errors wrapped once."""
 
@@ -664,7 +707,7 @@ class _Transaction:
 
     def __enter__(self) -> None:
         try:
-            self._db.execute("BEGIN IMMEDIATE")
+            sqlite3.Connection.execute(self._db, "BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             raise StorageError(f"cannot write to the store {self._path}: {e}") from e
 
@@ -673,13 +716,13 @@ class _Transaction:
     ) -> None:
         if exc_type is None:
             try:
-                self._db.execute("COMMIT")
+                sqlite3.Connection.execute(self._db, "COMMIT")
             except sqlite3.Error as e:
-                self._db.execute("ROLLBACK")
+                sqlite3.Connection.execute(self._db, "ROLLBACK")
                 raise StorageError(f"cannot write to the store {self._path}: {e}") from e
             return
         if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+            sqlite3.Connection.execute(self._db, "ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise StorageError(f"cannot write to the store {self._path}: {exc}") from exc
 

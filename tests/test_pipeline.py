@@ -281,3 +281,16 @@ def test_cli_preview(tmp_path: Path, hf: FakeHF) -> None:
     assert result.exit_code == 2 and "column" in result.output
     result = CliRunner().invoke(cli, ["--config", str(config.config_path), "preview", "nope"])
     assert result.exit_code == 2 and "no topic 'nope'" in result.output
+
+
+def test_a_feed_changed_behind_our_back_is_published_again(tmp_path: Path, hf: FakeHF) -> None:
+    config = make_config(tmp_path, hf)
+    do_run(config)
+    feed = config.output_dir / "reasoning.atom"
+    good = feed.read_bytes()
+    feed.write_bytes(b"<feed>someone else's</feed>")
+    (config.output_dir / "robots.rss").unlink()
+    report = do_run(config, offline=True)
+    assert report.published is not None
+    assert sorted(report.published.written) == ["reasoning.atom", "robots.rss"]
+    assert feed.read_bytes() == good

@@ -263,3 +263,31 @@ def test_locked_database_gives_a_storage_error(tmp_path: Path) -> None:
             other.execute("ROLLBACK")
             other.close()
         assert s.count() == 0
+
+
+def test_an_older_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    from feedsync import store as store_module
+
+    path = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(path, isolation_level=None)
+    for number, script in enumerate(store_module.MIGRATIONS[:2], 1):
+        for statement in store_module._statements(script):
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {number}")
+    db.execute("INSERT INTO topics (slug, signature, seq) VALUES ('t', 'sig', 0)")
+    db.execute("INSERT INTO published (name, sha256) VALUES ('t.rss', 'abc')")
+    db.close()
+    with Store(path) as s:
+        s.upsert([api_paper()])
+        (stored,) = list(s.documents())
+        s._db.execute("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", (stored[0],))
+        assert s.schema_version == len(MIGRATIONS)
+        assert s.published() == {"t.rss": ("abc", None)}
+        assert s.topic_states()["t"].matched == 0
+        assert s.integrity_check() == "ok"
+
+
+def test_sqlite_errors_outside_transactions_are_storage_errors(store: Store) -> None:
+    store._db.execute("DROP TABLE topics")
+    with pytest.raises(StorageError, match="cannot use the store .*no such table: topics"):
+        store.topic_states()
