@@ -289,5 +289,5 @@ def test_an_older_store_is_upgraded_in_place(tmp_path: Path) -> None:
 
 def test_sqlite_errors_outside_transactions_are_storage_errors(store: Store) -> None:
     store._db.execute("DROP TABLE topics")
-    with pytest.raises(StorageError, match="cannot use the store .*no such table: topics"):
+    with pytest.raises(StorageError, match=r"cannot use the store .*no such table: topics"):
         store.topic_states()
