@@ -321,9 +321,12 @@ class Store:
             ).fetchone()
             if row:
                 return row
-        by_key: sqlite3.Row | None = db.execute(_SELECT + " WHERE key = ?", (paper.key,)).fetchone()
-        if by_key:
-            return by_key
+        if paper.key != paper.arxiv_id:  # (an API paper's key is its id: already looked up)
+            by_key: sqlite3.Row | None = db.execute(
+                _SELECT + " WHERE key = ?", (paper.key,)
+            ).fetchone()
+            if by_key:
+                return by_key
         tkey = title_key(paper.title)
         if paper.arxiv_id:
             # Only adopt a row that has no id yet: two papers with one title stay two.

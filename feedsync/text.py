@@ -6,7 +6,6 @@ import hashlib
 import re
 import unicodedata
 
-_WS = re.compile(r"\s+")
 # Everything outside the XML 1.0 Char production: C0 controls except tab/newline/CR,
 # surrogates (lone ones cannot be encoded) and the two non-characters U+FFFE/U+FFFF.
 _NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -16,7 +15,8 @@ ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})$", re.IGNORECASE)
 
 def collapse(text: str) -> str:
     """Collapse every whitespace run (arXiv hard wraps included) to one space and trim."""
-    return _WS.sub(" ", text).strip()
+    # str.split() splits on exactly what \s matches (str.isspace), several times faster.
+    return " ".join(text.split())
 
 
 def xml_safe(text: str) -> str:
