@@ -180,7 +180,8 @@ def _match(store: Store, topics: Sequence[Topic], report: RunReport) -> None:
     states = store.topic_states()
     seq = store.seq
     whole = [t for t in topics if _needs_full_match(states.get(t.slug), t)]
-    behind = [t for t in topics if t not in whole and states[t.slug].seq < seq]
+    whole_slugs = {t.slug for t in whole}
+    behind = [t for t in topics if t.slug not in whole_slugs and states[t.slug].seq < seq]
     before = {slug: state.matched for slug, state in states.items()}
     updates: list[MatchUpdate] = []
     if whole:

@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from feedsync.config import Config
-from feedsync.errors import FeedsyncError, FetchError, InputError
+from feedsync.errors import FeedsyncError, InputError
 from feedsync.fetch import HttpClient, Response
 from feedsync.models import Digest, UpsertCounts
 from feedsync.parsers import parse_digest, parse_file
@@ -232,22 +232,28 @@ def _merge_unit(store: Store, unit: _Unit, report: SourceReport) -> None:
     if digest is None or response is None:
         report.not_modified += 1
         return
+    # Saved after the papers are committed: a crash in between costs a refetch, not a paper.
+    state = FetchState(
+        url=unit.url,
+        day=unit.day,
+        etag=response.etag,
+        last_modified=response.last_modified,
+        fetched_at=datetime.now(UTC),
+        paper_count=len(digest.papers),
+    )
+    _merge_digest(store, digest, state, report, unit.url)
+
+
+def _merge_digest(
+    store: Store, digest: Digest, state: FetchState, report: SourceReport, where: object
+) -> None:
+    """Upsert a fetched or read digest, then remember the state of its URL (in that order)."""
     for warning in digest.warnings:
-        log.warning("%s: %s", unit.url, warning)
+        log.warning("%s: %s", where, warning)
     report.warnings += len(digest.warnings)
     report.papers += len(digest.papers)
     report.counts += store.upsert(digest.papers)
-    # Saved after the papers are committed: a crash in between costs a refetch, not a paper.
-    store.save_fetch(
-        FetchState(
-            url=unit.url,
-            day=unit.day,
-            etag=response.etag,
-            last_modified=response.last_modified,
-            fetched_at=datetime.now(UTC),
-            paper_count=len(digest.papers),
-        )
-    )
+    store.save_fetch(state)
 
 
 def digest_files(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -291,14 +297,15 @@ def _import_file(store: Store, path: Path, refresh: bool, report: SourceReport) 
         report.failures.append(str(e))
         log.error("source: %s", e)
         return
-    for warning in digest.warnings:
-        log.warning("%s: %s", path, warning)
-    report.warnings += len(digest.warnings)
-    report.papers += len(digest.papers)
-    report.counts += store.upsert(digest.papers)
-    store.save_fetch(
-        FetchState(url, digest.day, stamp, None, datetime.now(UTC), len(digest.papers))
-    )
+    state = FetchState(url, digest.day, stamp, None, datetime.now(UTC), len(digest.papers))
+    _merge_digest(store, digest, state, report, path)
 
 
-__all__ = ["FetchError", "SourceReport", "api_url", "day_range", "recent_days", "update_store"]
+__all__ = [
+    "SourceReport",
+    "api_url",
+    "day_range",
+    "digest_files",
+    "recent_days",
+    "update_store",
+]
