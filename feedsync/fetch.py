@@ -73,7 +73,8 @@ class HttpClient:
             follow_redirects=True,
             transport=transport,
             # Loading the CA bundle costs tens of milliseconds per run: only when a source
-            # is https (always, for huggingface.co). Redirects to https then fail loudly.
+            # is https (always, for huggingface.co). A plain-http source is unauthenticated
+            # from its first hop, so an https redirect from it is not verified either.
             verify=tls,
         )
 

@@ -137,3 +137,16 @@ class StoredPaper:
     last_seen: datetime
     changed: datetime
     rev: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Fragment:
+    """One paper's rendered feed entry in both formats, with the topic left as a marker.
+
+    fragments.py makes and splices them; the store keeps them by (paper, ``rev``).
+    """
+
+    rev: int  # the paper revision it was rendered from
+    updated: datetime  # the entry's updated date: a feed's date is its newest entry's
+    rss: bytes
+    atom: bytes

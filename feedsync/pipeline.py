@@ -17,7 +17,7 @@ import json
 import logging
 import resource
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -25,9 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError
+from feedsync.fragments import VERSION as FRAGMENTS_VERSION
+from feedsync.fragments import assemble_atom, assemble_rss, render_fragments
 from feedsync.locks import run_lock
+from feedsync.models import Fragment
 from feedsync.publish import PublishReport, publish
-from feedsync.render import FeedSpec, render_atom, render_opml, render_rss
+from feedsync.render import FeedSpec, render_opml
 from feedsync.store import MatchUpdate, Store, TopicState
 from feedsync.topics import Topic, build_topics, match
 
@@ -263,10 +266,15 @@ def _render_and_publish(
             (ALL, "All papers", "Every paper of the Daily Papers digest", config.feeds.max_items)
         )
     specs = []
+    newest_of: dict[str, list[int]] = {}  # each feed's papers, newest first, by row id
+    revs: dict[int, int] = {}  # row id -> rev of every paper in some feed
+    todo: list[tuple[FeedSpec, tuple[str, str]]] = []
     for slug, title, description, limit in feeds:
         spec = feed_spec(config, slug, title, description)
         specs.append(spec)
         newest = store.newest_ids(slug, limit) if slug != ALL else store.newest_all_ids(limit)
+        newest_of[slug] = [rowid for rowid, _ in newest]
+        revs.update(newest)
         signature = _digest([RENDER_VERSION, repr(spec), newest])
         names = (f"{slug}.rss", f"{slug}.atom")
         state = states.get(slug)
@@ -274,12 +282,17 @@ def _render_and_publish(
         if last == signature and all(_intact(out, n, previous) for n in names):
             kept.update(names)
             continue
-        papers = store.newest(slug if slug != ALL else None, limit)
-        files[names[0]] = render_rss(spec, papers)
-        files[names[1]] = render_atom(spec, papers)
+        todo.append((spec, names))
         rendered[slug] = signature
         if slug in report.topics:
             report.topics[slug].rendered = True
+    if todo:
+        wanted = {i: revs[i] for spec, _ in todo for i in newest_of[spec.slug]}
+        entries = _entries(store, wanted, keep=revs)
+        for spec, (rss_name, atom_name) in todo:
+            chosen = [entries[i] for i in newest_of[spec.slug]]
+            files[rss_name] = assemble_rss(spec, chosen)
+            files[atom_name] = assemble_atom(spec, chosen)
 
     title = (
         f"{config.feeds.title_prefix.strip(' :')} feeds"
@@ -295,7 +308,7 @@ def _render_and_publish(
         or store.get_value("rendered:index") != index_signature
         or not _intact(out, "index.html", previous)
     ):
-        files["index.html"] = _index_page(config, store, specs, topics, title)
+        files["index.html"] = _index_page(config, store, specs, topics, title, newest_of)
     else:
         kept.add("index.html")
 
@@ -330,19 +343,33 @@ def _intact(out: Path, name: str, published: dict[str, tuple[str, str | None]]) 
     return known is not None and known[1] is not None and _stamp(out / name) == known[1]
 
 
+def _entries(store: Store, wanted: dict[int, int], keep: Iterable[int]) -> dict[int, Fragment]:
+    """The rendered entries of ``wanted`` (row id -> rev): cached, or rendered now once.
+
+    Entries of papers in no feed (``keep``) leave the cache.
+    """
+    cached = store.fragments(wanted, FRAGMENTS_VERSION)
+    missing = store.paper_map(i for i in wanted if i not in cached)
+    fresh = render_fragments([missing[i] for i in wanted if i in missing])
+    store.save_fragments(fresh, keep)
+    return cached | fresh
+
+
 def _index_page(
-    config: Config, store: Store, specs: Sequence[FeedSpec], topics: Sequence[Topic], title: str
+    config: Config,
+    store: Store,
+    specs: Sequence[FeedSpec],
+    topics: Sequence[Topic],
+    title: str,
+    newest_of: dict[str, list[int]],
 ) -> bytes:
     from feedsync.pages import render_index
 
     queries = {t.slug: t.description for t in topics}
     queries[ALL] = "every paper"
+    papers = store.paper_map({i for ids in newest_of.values() for i in ids[:INDEX_PAPERS]})
     sections = [
-        (
-            spec,
-            queries[spec.slug],
-            store.newest(spec.slug if spec.slug != ALL else None, INDEX_PAPERS),
-        )
+        (spec, queries[spec.slug], [papers[i] for i in newest_of[spec.slug][:INDEX_PAPERS]])
         for spec in specs
     ]
     return render_index(

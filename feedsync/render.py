@@ -106,7 +106,7 @@ class FeedSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class _Entry:
+class Entry:
     """One paper, cleaned and decided once; only the id and first category vary by topic."""
 
     key: str  # the paper's key, escaped for a tag URI
@@ -172,8 +172,13 @@ def _tag_part(text: str) -> str:
     return quote(xml_safe(text), safe=_TAG_SAFE)
 
 
+def id_prefix(spec: FeedSpec) -> str:
+    """What every entry id of a topic starts with: ``tag:<host>,2026:<slug>/``."""
+    return f"tag:{spec.authority},{TAG_DATE}:{_tag_part(spec.slug)}/"
+
+
 def _tag(spec: FeedSpec, key: str) -> str:
-    return f"tag:{spec.authority},{TAG_DATE}:{_tag_part(spec.slug)}/{key}"
+    return id_prefix(spec) + key
 
 
 def entry_id(spec: FeedSpec, paper: Paper) -> str:
@@ -254,14 +259,14 @@ def _entry_html(paper: Paper, abstract: Sequence[str], names: Sequence[str]) -> 
 # A paper sits in several topics and in both formats; cleaning it once per run is most of
 # the rendering time saved. Pure function of a frozen value, so the cache cannot go stale.
 @functools.lru_cache(maxsize=2048)
-def _prepare(stored: StoredPaper) -> _Entry:
+def prepare_entry(stored: StoredPaper) -> Entry:
     paper = stored.paper
     published = published_at(stored)
     abstract = paragraphs(paper.abstract)
     names = author_names(paper)
     # Readers need a name per entry: the organization, else a placeholder.
     credited = names or (clean(paper.organization) or UNKNOWN_AUTHORS,)
-    return _Entry(
+    return Entry(
         key=_tag_part(paper.key),
         title=clean(paper.title) or UNTITLED,
         link=paper_link(paper),
@@ -279,7 +284,7 @@ def _prepare(stored: StoredPaper) -> _Entry:
 # --- feeds ----------------------------------------------------------------------------------
 
 
-def _feed(spec: FeedSpec, entries: Sequence[_Entry], self_url: str, self_type: str) -> Any:
+def _feed(spec: FeedSpec, updated: datetime, self_url: str, self_type: str) -> Any:
     # Imported here: commands that render nothing (an idle run) never load feedgen.
     from feedgen.feed import FeedGenerator
 
@@ -296,54 +301,76 @@ def _feed(spec: FeedSpec, entries: Sequence[_Entry], self_url: str, self_type: s
     # Self first, alternate last: feedgen makes the last link the RSS channel <link>.
     fg.link(href=self_url, rel="self", type=self_type)
     fg.link(href=spec.page_url, rel="alternate", type="text/html")
-    fg.updated(max((e.updated for e in entries), default=EPOCH))
+    fg.updated(updated)
     return fg
 
 
-def _base_entry(fg: Any, spec: FeedSpec, entry: _Entry) -> Any:
+def feed_updated(updated: Iterable[datetime]) -> datetime:
+    """A feed's own date: its newest entry's, or the epoch when it is empty."""
+    return max(updated, default=EPOCH)
+
+
+def rss_feed(spec: FeedSpec, updated: datetime) -> Any:
+    fg = _feed(spec, updated, spec.rss_url, "application/rss+xml")
+    # RSS <author> needs an email address; dc:creator carries bare names.
+    fg.load_extension("dc", atom=False, rss=True)
+    return fg
+
+
+def atom_feed(spec: FeedSpec, updated: datetime) -> Any:
+    return _feed(spec, updated, spec.atom_url, "application/atom+xml")
+
+
+def _base_entry(fg: Any, entry: Entry, entry_id: str, topic_term: str) -> Any:
     # feedgen is untyped: FeedGenerator and FeedEntry are Any to mypy.
     fe = fg.add_entry(order="append")
-    fe.id(_tag(spec, entry.key))  # id only: RSS guid gets isPermaLink="false"
+    fe.id(entry_id)  # id only: RSS guid gets isPermaLink="false"
     fe.title(entry.title)
     fe.link(href=entry.link, rel="alternate")
     fe.published(entry.published)
     fe.updated(entry.updated)
-    fe.category([{"term": term} for term in _unique((clean(spec.slug), *entry.keywords))])
+    fe.category([{"term": term} for term in _unique((topic_term, *entry.keywords))])
     return fe
+
+
+def add_rss_entry(fg: Any, entry: Entry, entry_id: str, topic_term: str) -> None:
+    fe = _base_entry(fg, entry, entry_id, topic_term)
+    fe.description(entry.html)
+    if entry.pdf_url:
+        fe.enclosure(entry.pdf_url, 0, "application/pdf")
+    dc = fe.dc
+    for name in entry.authors:
+        dc.dc_creator(name)
+    if entry.doi:
+        dc.dc_identifier(entry.doi)
+
+
+def add_atom_entry(fg: Any, entry: Entry, entry_id: str, topic_term: str) -> None:
+    fe = _base_entry(fg, entry, entry_id, topic_term)
+    # No dc extension here: feedparser would list every author twice.
+    for name in entry.authors:
+        fe.author(name=name)
+    if entry.summary:
+        fe.summary(entry.summary)
+    fe.content(entry.html, type="html")
 
 
 def render_rss(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:
     """RSS 2.0 for one topic; ``papers`` are newest first and stay in that order."""
-    entries = [_prepare(p) for p in papers]
-    fg = _feed(spec, entries, spec.rss_url, "application/rss+xml")
-    # RSS <author> needs an email address; dc:creator carries bare names.
-    fg.load_extension("dc", atom=False, rss=True)
+    entries = [prepare_entry(p) for p in papers]
+    fg = rss_feed(spec, feed_updated(e.updated for e in entries))
     for entry in entries:
-        fe = _base_entry(fg, spec, entry)
-        fe.description(entry.html)
-        if entry.pdf_url:
-            fe.enclosure(entry.pdf_url, 0, "application/pdf")
-        dc = fe.dc
-        for name in entry.authors:
-            dc.dc_creator(name)
-        if entry.doi:
-            dc.dc_identifier(entry.doi)
+        add_rss_entry(fg, entry, _tag(spec, entry.key), clean(spec.slug))
     data: bytes = fg.rss_str(pretty=True)
     return data
 
 
 def render_atom(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:
     """Atom 1.0 for one topic; ``papers`` are newest first and stay in that order."""
-    entries = [_prepare(p) for p in papers]
-    fg = _feed(spec, entries, spec.atom_url, "application/atom+xml")
+    entries = [prepare_entry(p) for p in papers]
+    fg = atom_feed(spec, feed_updated(e.updated for e in entries))
     for entry in entries:
-        fe = _base_entry(fg, spec, entry)
-        # No dc extension here: feedparser would list every author twice.
-        for name in entry.authors:
-            fe.author(name=name)
-        if entry.summary:
-            fe.summary(entry.summary)
-        fe.content(entry.html, type="html")
+        add_atom_entry(fg, entry, _tag(spec, entry.key), clean(spec.slug))
     data: bytes = fg.atom_str(pretty=True)
     return data
 

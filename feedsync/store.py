@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsync.errors import StorageError
-from feedsync.models import Paper, StoredPaper, UpsertCounts
+from feedsync.models import Fragment, Paper, StoredPaper, UpsertCounts
 from feedsync.text import normalize_title, title_key
 
 Clock = Callable[[], datetime]
@@ -136,12 +136,24 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX papers_newest ON papers (featured DESC, published DESC, id DESC);
     ALTER TABLE published ADD COLUMN stamp TEXT;
     """,
+    # 4: rendered feed entries, one per paper currently in some feed (fragments.py).
+    """
+    CREATE TABLE fragments (
+        paper_id INTEGER PRIMARY KEY,
+        rev INTEGER NOT NULL,
+        updated TEXT NOT NULL,
+        rss BLOB NOT NULL,
+        atom BLOB NOT NULL
+    );
+    """,
 )
 
 # Above this many matches, a topic's newest papers are found by walking the papers index.
 BIG_TOPIC = 2000
 # Fields a feed shows; a change to one of them is a revision of the entry.
 _DISPLAYED = (
+    "arxiv_id",  # the entry's links
+    "featured",  # the entry's date
     "title",
     "abstract",
     "authors",
@@ -380,16 +392,14 @@ class Store:
         for row in self._db.execute(sql, params):
             yield _stored(row)
 
-    def papers_by_id(self, ids: Sequence[int]) -> list[StoredPaper]:
+    def papers_by_id(self, ids: Iterable[int]) -> list[StoredPaper]:
         """Papers for the given row ids, newest first."""
-        result: list[StoredPaper] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ", ".join("?" * len(chunk))
-            rows = self._db.execute(_SELECT + f" WHERE id IN ({marks})", tuple(chunk))
-            result.extend(_stored(r) for r in rows)
-        result.sort(key=_newest_first, reverse=True)
-        return result
+        return sorted(self.paper_map(ids).values(), key=_newest_first, reverse=True)
+
+    def paper_map(self, ids: Iterable[int]) -> dict[int, StoredPaper]:
+        """Papers for the given row ids, by row id, in one query."""
+        sql = _SELECT + " WHERE id IN (SELECT value FROM json_each(?))"
+        return {r["id"]: _stored(r) for r in self._db.execute(sql, (json.dumps(list(ids)),))}
 
     def documents(self, *, since_seq: int = 0) -> Iterator[tuple[int, Paper]]:
         """(row id, paper) for every paper changed after ``since_seq``, for matching."""
@@ -481,6 +491,44 @@ class Store:
     def newest_all_ids(self, limit: int) -> list[tuple[int, int]]:
         sql = "SELECT id, rev FROM papers ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
         return [(r[0], r[1]) for r in self._db.execute(sql, (limit,))]
+
+    # -- rendered entries --------------------------------------------------------------------
+
+    def fragments(self, wanted: dict[int, int], version: str) -> dict[int, Fragment]:
+        """Cached entries of the papers in ``wanted`` (row id -> rev) at that revision.
+
+        A cache written by another ``version`` of the renderer is dropped first.
+        """
+        if self.get_value("fragments:version") != version:
+            with self._transaction():
+                self._db.execute("DELETE FROM fragments")
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (name, value) VALUES ('fragments:version', ?)",
+                    (version,),
+                )
+        sql = (
+            "SELECT paper_id, rev, updated, rss, atom FROM fragments"
+            " WHERE paper_id IN (SELECT value FROM json_each(?))"
+        )
+        rows = self._db.execute(sql, (json.dumps(list(wanted)),))
+        return {
+            r[0]: Fragment(r[1], datetime.fromisoformat(r[2]), r[3], r[4])
+            for r in rows
+            if wanted[r[0]] == r[1]
+        }
+
+    def save_fragments(self, fragments: dict[int, Fragment], keep: Iterable[int]) -> None:
+        """Store new entries, and drop those of papers no longer in ``keep`` (any feed)."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO fragments (paper_id, rev, updated, rss, atom)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ((i, f.rev, _iso(f.updated), f.rss, f.atom) for i, f in fragments.items()),
+            )
+            self._db.execute(
+                "DELETE FROM fragments WHERE paper_id NOT IN (SELECT value FROM json_each(?))",
+                (json.dumps(sorted(set(keep))),),
+            )
 
     def save_rendered(self, signatures: dict[str, str]) -> None:
         with self._transaction():

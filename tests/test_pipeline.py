@@ -294,3 +294,95 @@ def test_a_feed_changed_behind_our_back_is_published_again(tmp_path: Path, hf: F
     assert report.published is not None
     assert sorted(report.published.written) == ["reasoning.atom", "robots.rss"]
     assert feed.read_bytes() == good
+
+
+def whole_feeds(config: Config) -> dict[str, bytes]:
+    """Every topic feed rendered whole by feedgen from the store, as the cache must match."""
+    from feedsync.pipeline import feed_spec
+    from feedsync.render import render_atom, render_rss
+    from feedsync.topics import build_topics
+
+    files = {}
+    with Store(config.store_path) as store:
+        for t in build_topics(config):
+            spec = feed_spec(config, t.slug, t.title, t.description)
+            papers = store.newest(t.slug, t.max_items)
+            files[f"{t.slug}.rss"] = render_rss(spec, papers)
+            files[f"{t.slug}.atom"] = render_atom(spec, papers)
+    return files
+
+
+def test_entries_are_rendered_once_and_spliced_into_every_feed(
+    tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import feedsync.pipeline as pipeline
+
+    rendered: list[str] = []
+    real = pipeline.render_fragments
+
+    def counting(papers):  # type: ignore[no-untyped-def]
+        rendered.extend(p.paper.key for p in papers)
+        return real(papers)
+
+    monkeypatch.setattr(pipeline, "render_fragments", counting)
+    config = make_config(tmp_path, hf, topics=TWO_OVERLAPPING)
+    do_run(config)
+    # 2603.00001 is in both topics, and rendered once for both and both formats.
+    assert sorted(rendered) == ["2603.00001", "2603.00002", "2603.00003"]
+    out = config.output_dir
+    assert {n: (out / n).read_bytes() for n in whole_feeds(config)} == whole_feeds(config)
+
+    rendered.clear()
+    hf.set_day(WED, [entry("2603.00004", "Lattice Robots Reasoning", WED, upvotes=20)])
+    do_run(config)
+    assert rendered == ["2603.00004"]  # the others came from the store
+    assert {n: (out / n).read_bytes() for n in whole_feeds(config)} == whole_feeds(config)
+
+    # A revised title is a new revision: that entry alone is rendered again, everywhere.
+    rendered.clear()
+    hf.set_day(MON, [entry("2603.00001", "Chain of Thought for Lattice Maps", MON, upvotes=4)])
+    do_run(config)
+    assert rendered == ["2603.00001"]
+    assert {n: (out / n).read_bytes() for n in whole_feeds(config)} == whole_feeds(config)
+    for name in ("lattice.atom", "reasoning.rss"):
+        titles = [e.title for e in read(out / name).entries]
+        assert "Chain of Thought for Lattice Maps" in titles, name
+
+
+def test_cached_entries_are_only_those_in_some_feed(tmp_path: Path, hf: FakeHF) -> None:
+    one_each = TWO_OVERLAPPING.replace("max_items = 50", "max_items = 1") + "max_items = 1\n"
+    config = make_config(tmp_path, hf, topics=one_each)
+    do_run(config)
+    with Store(config.store_path) as store:
+        cached = {r[0] for r in store._db.execute("SELECT paper_id FROM fragments")}
+        newest = {i for t in ("lattice", "reasoning") for i, _ in store.newest_ids(t, 1)}
+    assert cached == newest and len(cached) == 2
+
+
+def test_adopting_an_arxiv_id_is_a_revision(tmp_path: Path, hf: FakeHF) -> None:
+    """A text-only paper that the API later identifies gets its arXiv link in the feeds."""
+    from feedsync.models import Paper
+
+    config = make_config(tmp_path, hf)
+    with Store(config.store_path) as store:
+        store.upsert([Paper(key="title:abc", arxiv_id=None, title="Reasoning With Maps")])
+        before = store.get("title:abc")
+        store.upsert([Paper(key="2603.00009", arxiv_id="2603.00009", title="Reasoning With Maps")])
+        after = store.get("title:abc")
+    assert before is not None and after is not None
+    assert after.rev == before.rev + 1
+    do_run(config, offline=True)
+    links = [e.link for e in read(config.output_dir / "reasoning.atom").entries]
+    assert "https://arxiv.org/abs/2603.00009" in links
+
+
+TWO_OVERLAPPING = """
+[topics.lattice]
+title = "Lattice"
+query = "lattice OR robot*"
+max_items = 50
+
+[topics.reasoning]
+title = "Reasoning"
+query = 'reasoning OR "chain of thought"'
+"""

@@ -89,6 +89,18 @@ with open(out, "w") as f:
 """
 
 
+def command_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a measured command, as on a user's machine.
+
+    An installed package has its bytecode compiled (pip does that at install time). A
+    development shell with PYTHONDONTWRITEBYTECODE set would make every command compile
+    feedsync's sources again, which no user pays, so it is dropped here.
+    """
+    env = dict(os.environ if env is None else env)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured:
     """Run a command: its own wall time, CPU time and peak RSS, and its output."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
@@ -97,7 +109,7 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured
         proc = subprocess.run(
             [sys.executable, "-S", "-c", LAUNCHER, str(figures), *args],
             capture_output=True,
-            env=env,
+            env=command_env(env),
         )
         m = json.loads(figures.read_text())
     finally:
