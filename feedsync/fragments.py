@@ -16,7 +16,6 @@ field, so no paper can contain it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -92,17 +91,20 @@ class _Topic:
         # feedgen drops an empty category, and lists a repeated one once: the topic's
         # line then goes, or the keyword's later copy of it does.
         self.category = category if clean(spec.slug) else None
-        self.line = re.compile(rb"\n *" + re.escape(category if self.category else marked))
 
     def put(self, fragment: bytes) -> bytes:
         out = fragment.replace(_MARK_ID_BYTES, self.prefix, 1)
         if self.category is None:
-            return self.line.sub(b"", out, 1)
+            return _drop_line(out, out.find(self.marked), self.marked)
         out = out.replace(self.marked, self.category, 1)
-        first = out.index(self.category) + len(self.category)
-        if m := self.line.search(out, first):
-            out = out[: m.start()] + out[m.end() :]
-        return out
+        again = out.find(self.category, out.index(self.category) + len(self.category))
+        return _drop_line(out, again, self.category) if again >= 0 else out
+
+
+def _drop_line(text: bytes, at: int, element: bytes) -> bytes:
+    """``text`` without the pretty-printed line (newline, indent, element) found at ``at``."""
+    start = text.rindex(b"\n", 0, at)
+    return text[:start] + text[at + len(element) :]
 
 
 # A spec whose own bytes are never used: only the entries of its feeds are kept.

@@ -72,10 +72,12 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomic(path: Path, data: bytes) -> bool:
+def write_atomic(path: Path, data: bytes, *, sync_dir: bool = True) -> bool:
     """Replace ``path`` with ``data`` atomically; False (and no write) if already equal.
 
     Raises PublishError naming the path and the OS error; the old file is then intact.
+    With ``sync_dir`` False the caller makes the rename durable (one directory fsync for
+    many files).
     """
     if _same_bytes(path, data):
         return False
@@ -89,7 +91,8 @@ def write_atomic(path: Path, data: bytes) -> bool:
             os.fsync(out.fileno())
         os.replace(tmp, path)
         tmp = None
-        _fsync_dir(path.parent)
+        if sync_dir:
+            _fsync_dir(path.parent)
     except OSError as e:
         _discard(tmp)
         raise PublishError(f"cannot write {path}: {_why(e)}") from e
@@ -179,9 +182,20 @@ def publish(
     _clean_stale_temps(output_dir, clock())
 
     report = PublishReport()
-    for name in sorted(files, key=_order):
-        done = report.written if write_atomic(output_dir / name, files[name]) else report.unchanged
-        done.append(name)
+    # Every file's bytes are synced before its rename; the directory is synced once after
+    # the feeds and once after the index files, so a crash can never leave an index that
+    # lists a feed whose rename was lost (was: one directory sync per file).
+    feeds = [n for n in sorted(files, key=_order) if _order(n)[0] == 0]
+    rest = [n for n in sorted(files, key=_order) if _order(n)[0] != 0]
+    for batch in (feeds, rest):
+        for name in batch:
+            wrote = write_atomic(output_dir / name, files[name], sync_dir=False)
+            (report.written if wrote else report.unchanged).append(name)
+        if any(name in report.written for name in batch):
+            try:
+                _fsync_dir(output_dir)
+            except OSError as e:
+                raise PublishError(f"cannot sync {output_dir}: {_why(e)}") from e
     failures = _remove_stale(output_dir, (n for n in owned if n not in files), report)
     if failures:
         raise PublishError(f"cannot remove stale files in {output_dir}: {'; '.join(failures)}")
