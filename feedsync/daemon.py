@@ -106,7 +106,7 @@ class Daemon:
             log.exception("run crashed")
         else:
             log.info(
-                "run %s in %.2f s: %s",
+                "run %s in %.3f s: %s",
                 "ok" if report.ok else "failed",
                 time.perf_counter() - start,
                 "; ".join(report.failures) or "no failures",

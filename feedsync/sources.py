@@ -21,7 +21,6 @@ from feedsync.config import Config
 from feedsync.errors import FeedsyncError, InputError
 from feedsync.fetch import HttpClient, Response
 from feedsync.models import Digest, UpsertCounts
-from feedsync.parsers import parse_digest, parse_file
 from feedsync.store import FetchState, Store
 
 log = logging.getLogger(__name__)
@@ -216,6 +215,9 @@ class _DayFetcher:
                 last_modified=known.last_modified if known else None,
             )
             if not (unit.response.not_modified and known is not None):
+                # Imported here: a run where every day answers 304 never loads the parsers.
+                from feedsync.parsers import parse_digest
+
                 unit.digest = parse_digest(unit.response.content, format=fmt, day=day, source=url)
         except FeedsyncError as e:
             unit.error = str(e)
@@ -291,6 +293,8 @@ def _import_file(store: Store, path: Path, refresh: bool, report: SourceReport) 
     if known is not None and known.etag == stamp:
         report.not_modified += 1
         return
+    from feedsync.parsers import parse_file
+
     try:
         digest = parse_file(path)
     except FeedsyncError as e:

@@ -33,4 +33,5 @@ def test_small_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     assert backfill["requests"] >= figures["archive"]["days"]
     assert idle["files_written"] == 0
     assert idle["requests"] <= 3  # one conditional request per refetched day
+    assert idle["daemon_run_s"] is not None  # the same pass, timed inside the daemon
     assert "feedsync benchmark" in result.stdout

@@ -298,7 +298,7 @@ def test_a_feed_changed_behind_our_back_is_published_again(tmp_path: Path, hf: F
 
 def whole_feeds(config: Config) -> dict[str, bytes]:
     """Every topic feed rendered whole by feedgen from the store, as the cache must match."""
-    from feedsync.pipeline import feed_spec
+    from feedsync.feeds import feed_spec
     from feedsync.render import render_atom, render_rss
     from feedsync.topics import build_topics
 
@@ -315,16 +315,16 @@ def whole_feeds(config: Config) -> dict[str, bytes]:
 def test_entries_are_rendered_once_and_spliced_into_every_feed(
     tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import feedsync.pipeline as pipeline
+    import feedsync.fragments as fragments
 
     rendered: list[str] = []
-    real = pipeline.render_fragments
+    real = fragments.render_fragments
 
     def counting(papers):  # type: ignore[no-untyped-def]
         rendered.extend(p.paper.key for p in papers)
         return real(papers)
 
-    monkeypatch.setattr(pipeline, "render_fragments", counting)
+    monkeypatch.setattr(fragments, "render_fragments", counting)
     config = make_config(tmp_path, hf, topics=TWO_OVERLAPPING)
     do_run(config)
     # 2603.00001 is in both topics, and rendered once for both and both formats.

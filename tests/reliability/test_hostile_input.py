@@ -48,11 +48,12 @@ from hypothesis import strategies as st
 
 from feedsync.config import load_config
 from feedsync.errors import FeedsyncError, QueryError
+from feedsync.feeds import ALL
 from feedsync.models import StoredPaper
 from feedsync.pages import render_index
 from feedsync.parsers import parse_digest
 from feedsync.parsers.hf_json import MAX_ABSTRACT, MAX_AUTHORS
-from feedsync.pipeline import ALL, run
+from feedsync.pipeline import run
 from feedsync.query import MemoryIndex, compile_query, document
 from feedsync.render import UNTITLED, FeedSpec, clean, render_atom, render_rss
 from feedsync.store import Store
