@@ -9,6 +9,7 @@ which is cheaper than building an index for them.
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import itertools
 import json
@@ -121,9 +122,18 @@ def match(topics: Sequence[Topic], papers: Iterable[tuple[int, Paper]]) -> dict[
     re-matching a whole archive costs the memory of one chunk's index, not of all of it.
     """
     found: dict[str, set[int]] = {topic.slug: set() for topic in topics}
-    for chunk in _batched(papers):
-        for slug, ids in _match_chunk(topics, chunk).items():
-            found[slug] |= ids
+    # An index holds millions of small tuples and no reference cycles: the cyclic garbage
+    # collector would walk them again and again as they are made (a quarter of the time
+    # to index 50,000 papers), and has nothing to collect.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        for chunk in _batched(papers):
+            for slug, ids in _match_chunk(topics, chunk).items():
+                found[slug] |= ids
+    finally:
+        if collecting:
+            gc.enable()
     return found
 
 
