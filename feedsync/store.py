@@ -146,10 +146,19 @@ MIGRATIONS: tuple[str, ...] = (
         atom BLOB NOT NULL
     );
     """,
+    # 5: each match carries its paper's sort key, so a topic's newest papers are the first
+    # rows of one index range whatever the topic's size (was: a sort or a walk per topic).
+    """
+    ALTER TABLE matches ADD COLUMN featured TEXT;
+    ALTER TABLE matches ADD COLUMN published TEXT;
+    UPDATE matches SET
+        featured = (SELECT featured FROM papers WHERE papers.id = matches.paper_id),
+        published = (SELECT published FROM papers WHERE papers.id = matches.paper_id);
+    CREATE INDEX matches_newest ON matches (slug, featured DESC, published DESC, paper_id DESC);
+    CREATE INDEX matches_paper ON matches (paper_id);
+    """,
 )
 
-# Above this many matches, a topic's newest papers are found by walking the papers index.
-BIG_TOPIC = 2000
 # Fields a feed shows; a change to one of them is a revision of the entry.
 _DISPLAYED = (
     "arxiv_id",  # the entry's links
@@ -170,6 +179,12 @@ _COLUMNS = (
     " featured, upvotes, comments, ai_summary, ai_keywords, github_repo, project_page"
 )
 _SELECT = f"SELECT id, {_COLUMNS}, first_seen, last_seen, changed, rev FROM papers"
+# A topic's newest papers: the first rows of its range in matches_newest, no sort.
+_NEWEST = (
+    "SELECT {columns} FROM matches m INDEXED BY matches_newest"
+    " JOIN papers p ON p.id = m.paper_id WHERE m.slug = ?"
+    " ORDER BY m.featured DESC, m.published DESC, m.paper_id DESC LIMIT ?"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +387,11 @@ class Store:
             assignments += ", rev = rev + 1, changed = ?"
         values = [*sets.values()] + ([now] if revised else [])
         self._db.execute(f"UPDATE papers SET {assignments} WHERE id = ?", (*values, row["id"]))
+        if "featured" in changed or "published" in changed:  # the matches' copy of the sort key
+            self._db.execute(
+                "UPDATE matches SET featured = ?, published = ? WHERE paper_id = ?",
+                (merged["featured"], merged["published"], row["id"]),
+            )
         return UpsertCounts(updated=1)
 
     def get(self, key: str) -> StoredPaper | None:
@@ -446,7 +466,8 @@ class Store:
                         ((u.slug, i) for i in u.scope if i not in u.matched),
                     )
                 db.executemany(
-                    "INSERT OR IGNORE INTO matches (slug, paper_id) VALUES (?, ?)",
+                    "INSERT OR IGNORE INTO matches (slug, paper_id, featured, published)"
+                    " SELECT ?, id, featured, published FROM papers WHERE id = ?",
                     ((u.slug, i) for i in u.matched),
                 )
                 db.execute(
@@ -462,7 +483,7 @@ class Store:
 
     def newest_ids(self, slug: str, limit: int) -> list[tuple[int, int]]:
         """(row id, rev) of a topic's newest matches: cheap, and enough to tell a change."""
-        sql = self._newest_sql(slug, "p.id, p.rev")
+        sql = _NEWEST.format(columns="p.id, p.rev")
         return [(r[0], r[1]) for r in self._db.execute(sql, (slug, limit))]
 
     def newest(self, slug: str | None, limit: int) -> list[StoredPaper]:
@@ -470,23 +491,8 @@ class Store:
         if slug is None:
             order = " ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
             return [_stored(r) for r in self._db.execute(_SELECT + order, (limit,))]
-        sql = self._newest_sql(slug, "p.*")
+        sql = _NEWEST.format(columns="p.*")
         return [_stored(r) for r in self._db.execute(sql, (slug, limit))]
-
-    def _newest_sql(self, slug: str, columns: str) -> str:
-        # Two plans: a big topic walks the papers in newest-first index order and stops at
-        # the limit; a small one sorts its few matches. Either way no full sort of a large
-        # topic, which cost milliseconds per topic per run.
-        order = " ORDER BY p.featured DESC, p.published DESC, p.id DESC LIMIT ?"
-        if self.match_count(slug) > BIG_TOPIC:
-            return (
-                f"SELECT {columns} FROM papers p INDEXED BY papers_newest WHERE EXISTS"
-                " (SELECT 1 FROM matches m WHERE m.slug = ?1 AND m.paper_id = p.id)" + order
-            )
-        return (
-            f"SELECT {columns} FROM matches m JOIN papers p ON p.id = m.paper_id"
-            " WHERE m.slug = ?" + order
-        )
 
     def newest_all_ids(self, limit: int) -> list[tuple[int, int]]:
         sql = "SELECT id, rev FROM papers ORDER BY featured DESC, published DESC, id DESC LIMIT ?"

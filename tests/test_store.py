@@ -291,3 +291,58 @@ def test_sqlite_errors_outside_transactions_are_storage_errors(store: Store) -> 
     store._db.execute("DROP TABLE topics")
     with pytest.raises(StorageError, match=r"cannot use the store .*no such table: topics"):
         store.topic_states()
+
+
+def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path) -> None:
+    """Matches written before they carried sort keys get them in the migration."""
+    from feedsync import store as store_module
+    from feedsync.store import MatchUpdate
+
+    path = tmp_path / "old.sqlite3"
+    with Store(path) as s:
+        s.upsert(api_paper(f"2603.{n:05d}", featured=date(2026, 3, n)) for n in range(1, 6))
+    db = sqlite3.connect(path, isolation_level=None)
+    # Back to schema 4: matches without the sort key columns.
+    db.execute("DROP INDEX matches_newest")
+    db.execute("DROP INDEX matches_paper")
+    db.execute("ALTER TABLE matches DROP COLUMN featured")
+    db.execute("ALTER TABLE matches DROP COLUMN published")
+    db.execute("INSERT INTO topics (slug, signature, seq) VALUES ('t', 'sig', 0)")
+    db.executemany("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", [(1,), (3,), (5,)])
+    db.execute("PRAGMA user_version = 4")
+    db.close()
+    assert len(store_module.MIGRATIONS) == 5
+    with Store(path) as s:
+        assert [i for i, _ in s.newest_ids("t", 10)] == [5, 3, 1]
+        s.save_matches([MatchUpdate("t", "sig", {2}, scope={2})], seq=s.seq)
+        assert [i for i, _ in s.newest_ids("t", 10)] == [5, 3, 2, 1]
+        assert s.integrity_check() == "ok"
+
+
+def test_newest_follows_every_change_of_a_papers_dates(store: Store) -> None:
+    """Matches keep a copy of each paper's sort key; it must never go stale."""
+    import random
+
+    from feedsync.store import MatchUpdate
+
+    rng = random.Random(3)
+    days = [date(2026, 3, d) for d in range(1, 28)]
+
+    def random_paper(n: int) -> Paper:
+        return api_paper(
+            f"2603.{n:05d}",
+            title=f"Paper {n}",
+            featured=rng.choice([None, *days]),
+            published=rng.choice([None, datetime(2026, 2, rng.randint(1, 28), tzinfo=UTC)]),
+        )
+
+    store.upsert(random_paper(n) for n in range(60))
+    ids = [p.rowid for p in store.papers()]
+    chosen = set(rng.sample(ids, 40))
+    store.save_matches([MatchUpdate("t", "sig", chosen)], seq=store.seq)
+    for _ in range(5):
+        # Revisions move published dates and fill featured days that were missing.
+        store.upsert(random_paper(n) for n in rng.sample(range(60), 20))
+        expected = [p.rowid for p in store.papers() if p.rowid in chosen][:15]
+        assert [i for i, _ in store.newest_ids("t", 15)] == expected
+        assert [p.rowid for p in store.newest("t", 15)] == expected
