@@ -155,7 +155,6 @@ MIGRATIONS: tuple[str, ...] = (
         featured = (SELECT featured FROM papers WHERE papers.id = matches.paper_id),
         published = (SELECT published FROM papers WHERE papers.id = matches.paper_id);
     CREATE INDEX matches_newest ON matches (slug, featured DESC, published DESC, paper_id DESC);
-    CREATE INDEX matches_paper ON matches (paper_id);
     """,
 )
 
@@ -388,8 +387,11 @@ class Store:
         values = [*sets.values()] + ([now] if revised else [])
         self._db.execute(f"UPDATE papers SET {assignments} WHERE id = ?", (*values, row["id"]))
         if "featured" in changed or "published" in changed:  # the matches' copy of the sort key
+            # One primary-key probe per topic: cheaper, for these rare changes, than an
+            # index on paper_id that every one of the (many) match inserts would update.
             self._db.execute(
-                "UPDATE matches SET featured = ?, published = ? WHERE paper_id = ?",
+                "UPDATE matches SET featured = ?, published = ?"
+                " WHERE slug IN (SELECT slug FROM topics) AND paper_id = ?",
                 (merged["featured"], merged["published"], row["id"]),
             )
         return UpsertCounts(updated=1)
@@ -465,10 +467,11 @@ class Store:
                         "DELETE FROM matches WHERE slug = ? AND paper_id = ?",
                         ((u.slug, i) for i in u.scope if i not in u.matched),
                     )
-                db.executemany(
+                db.execute(
                     "INSERT OR IGNORE INTO matches (slug, paper_id, featured, published)"
-                    " SELECT ?, id, featured, published FROM papers WHERE id = ?",
-                    ((u.slug, i) for i in u.matched),
+                    " SELECT ?, id, featured, published FROM papers"
+                    " WHERE id IN (SELECT value FROM json_each(?))",
+                    (u.slug, json.dumps(sorted(u.matched))),
                 )
                 db.execute(
                     "UPDATE topics SET matched = (SELECT count(*) FROM matches WHERE slug = ?1)"

@@ -304,7 +304,6 @@ def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path)
     db = sqlite3.connect(path, isolation_level=None)
     # Back to schema 4: matches without the sort key columns.
     db.execute("DROP INDEX matches_newest")
-    db.execute("DROP INDEX matches_paper")
     db.execute("ALTER TABLE matches DROP COLUMN featured")
     db.execute("ALTER TABLE matches DROP COLUMN published")
     db.execute("INSERT INTO topics (slug, signature, seq) VALUES ('t', 'sig', 0)")

@@ -61,7 +61,9 @@ class MemoryIndex(Index):
         # Case-folded raw text by (field, whether only documents with non-ASCII text),
         # built by the first regex scan that needs it.
         self._folded: dict[tuple[str, bool], dict[int, str]] = {}
-        self._spaced: dict[str, dict[int, str]] = {f: {} for f in FIELDS}  # by phrase checks
+        # The space-joined words phrase checks search, made for phrase candidates only: made
+        # for every document as it was added, they cost a sixth of indexing 50,000 papers.
+        self._spaced: dict[str, dict[int, str]] = {f: {} for f in FIELDS}
         items = docs.items() if isinstance(docs, Mapping) else docs
         for doc_id, doc in items:
             self.add(doc_id, doc)
@@ -86,8 +88,6 @@ class MemoryIndex(Index):
                 postings[token].append(doc_id)
             if len(postings) != known:
                 self._vocab[field] = None
-            if len(values) == 1:  # titles and abstracts: ready for phrase checks
-                self._spaced[field][doc_id] = f" {' '.join(values[0])} "
         for (field, odd_only), folded in self._folded.items():
             raw = doc.raw(field)
             if not (odd_only and _is_ascii(raw)):
