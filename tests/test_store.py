@@ -266,12 +266,12 @@ def test_locked_database_gives_a_storage_error(tmp_path: Path) -> None:
 
 
 def test_an_older_store_is_upgraded_in_place(tmp_path: Path) -> None:
-    from feedsync import store as store_module
+    from feedsync.store import schema as store_module
 
     path = tmp_path / "old.sqlite3"
     db = sqlite3.connect(path, isolation_level=None)
     for number, script in enumerate(store_module.MIGRATIONS[:2], 1):
-        for statement in store_module._statements(script):
+        for statement in store_module.statements(script):
             db.execute(statement)
         db.execute(f"PRAGMA user_version = {number}")
     db.execute("INSERT INTO topics (slug, signature, seq) VALUES ('t', 'sig', 0)")
@@ -295,8 +295,8 @@ def test_sqlite_errors_outside_transactions_are_storage_errors(store: Store) -> 
 
 def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path) -> None:
     """Matches written before they carried sort keys get them in the migration."""
-    from feedsync import store as store_module
     from feedsync.store import MatchUpdate
+    from feedsync.store import schema as store_module
 
     path = tmp_path / "old.sqlite3"
     with Store(path) as s:

@@ -186,7 +186,7 @@ SCENARIOS = [
     # A 200 with an unusable body is not retried: the same URL would give the same body.
     Scenario("HTML instead of JSON", "persistent", "html", 1, "not valid JSON"),
     Scenario("JSON of the wrong shape", "persistent", "wrong-shape", 1, "expected a JSON array"),
-    # Valid, smaller answers are not failures; the store keeps what it had (store.py rule 4).
+    # Valid, smaller answers are not failures; the store keeps what it had (store rule 4).
     Scenario("empty day", "every day", "empty", 0, times=99),
     Scenario("day that shrank", "since the last fetch", None, 0, shrink=True),
 ]

@@ -1,4 +1,4 @@
-"""The embedded SQLite store: the only module that speaks SQL.
+"""The store itself: papers, topics and matches, rendered entries, runs, fetch state.
 
 It keeps every paper ever seen (so feeds carry history), the conditional-GET state of each
 fetched URL, and the bookkeeping later stages need. The schema is versioned with numbered
@@ -30,6 +30,21 @@ from typing import Any
 
 from feedsync.errors import StorageError
 from feedsync.models import Fragment, Paper, StoredPaper, UpsertCounts
+from feedsync.store.rows import (
+    COLUMNS,
+    DISPLAYED,
+    NEWEST,
+    SELECT_PAPERS,
+    iso,
+    merge,
+    newest_first,
+    paper_from_row,
+    stored_paper,
+    to_row,
+)
+from feedsync.store.schema import MIGRATIONS, statements
+from feedsync.store.sqlite import Connection, Transaction
+from feedsync.store.zotero import ZoteroTables
 from feedsync.text import normalize_title, title_key
 
 Clock = Callable[[], datetime]
@@ -37,153 +52,6 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-# Numbered migrations: append, never edit one that has shipped.
-MIGRATIONS: tuple[str, ...] = (
-    # 1: papers, their full-text index, fetch state
-    """
-    CREATE TABLE papers (
-        id INTEGER PRIMARY KEY,
-        key TEXT NOT NULL UNIQUE,
-        arxiv_id TEXT UNIQUE,
-        title_key TEXT NOT NULL,
-        title TEXT NOT NULL,
-        abstract TEXT NOT NULL DEFAULT '',
-        authors TEXT NOT NULL DEFAULT '[]',
-        author_count INTEGER,
-        organization TEXT,
-        published TEXT,
-        featured TEXT,
-        upvotes INTEGER,
-        comments INTEGER,
-        ai_summary TEXT,
-        ai_keywords TEXT NOT NULL DEFAULT '[]',
-        github_repo TEXT,
-        project_page TEXT,
-        first_seen TEXT NOT NULL,
-        last_seen TEXT NOT NULL,
-        changed TEXT NOT NULL,
-        rev INTEGER NOT NULL DEFAULT 1,
-        seq INTEGER NOT NULL
-    );
-    CREATE INDEX papers_title_key ON papers (title_key);
-    CREATE INDEX papers_newest ON papers (featured DESC, published DESC);
-    CREATE INDEX papers_seq ON papers (seq);
-    CREATE TABLE meta (name TEXT PRIMARY KEY, value NOT NULL) WITHOUT ROWID;
-    INSERT INTO meta (name, value) VALUES ('seq', 0);
-    CREATE TABLE fetches (
-        url TEXT PRIMARY KEY,
-        day TEXT,
-        etag TEXT,
-        last_modified TEXT,
-        fetched_at TEXT NOT NULL,
-        paper_count INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX fetches_day ON fetches (day);
-    CREATE TABLE topics (
-        slug TEXT PRIMARY KEY,
-        signature TEXT NOT NULL,
-        seq INTEGER NOT NULL,
-        rendered TEXT
-    ) WITHOUT ROWID;
-    CREATE TABLE matches (
-        slug TEXT NOT NULL REFERENCES topics (slug) ON DELETE CASCADE,
-        paper_id INTEGER NOT NULL REFERENCES papers (id),
-        PRIMARY KEY (slug, paper_id)
-    ) WITHOUT ROWID;
-    CREATE TABLE published (name TEXT PRIMARY KEY, sha256 TEXT NOT NULL) WITHOUT ROWID;
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        started TEXT NOT NULL,
-        finished TEXT,
-        result TEXT NOT NULL,
-        report TEXT NOT NULL DEFAULT '{}',
-        error TEXT
-    );
-    """,
-    # 2: Zotero sync state, per library ("users/123"): one row per synced arXiv paper, one
-    # per collection feedsync owns (slug '' is the parent collection).
-    """
-    CREATE TABLE zotero_items (
-        library TEXT NOT NULL,
-        arxiv_id TEXT NOT NULL,
-        key TEXT NOT NULL,
-        version INTEGER NOT NULL DEFAULT 0,
-        status TEXT NOT NULL CHECK (status IN ('pending', 'synced', 'failed')),
-        collections TEXT NOT NULL DEFAULT '[]',
-        attachment TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        error TEXT,
-        updated TEXT NOT NULL,
-        PRIMARY KEY (library, arxiv_id)
-    ) WITHOUT ROWID;
-    CREATE TABLE zotero_collections (
-        library TEXT NOT NULL,
-        slug TEXT NOT NULL,
-        name TEXT NOT NULL,
-        parent TEXT NOT NULL,
-        key TEXT NOT NULL,
-        PRIMARY KEY (library, slug)
-    ) WITHOUT ROWID;
-    """,
-    # 3: each topic keeps its match count (no count query per topic per run), and the
-    # newest-first index ends with the id, so a big topic's newest papers are an index walk.
-    """
-    ALTER TABLE topics ADD COLUMN matched INTEGER NOT NULL DEFAULT 0;
-    UPDATE topics SET matched = (SELECT count(*) FROM matches WHERE matches.slug = topics.slug);
-    DROP INDEX papers_newest;
-    CREATE INDEX papers_newest ON papers (featured DESC, published DESC, id DESC);
-    ALTER TABLE published ADD COLUMN stamp TEXT;
-    """,
-    # 4: rendered feed entries, one per paper currently in some feed (fragments.py).
-    """
-    CREATE TABLE fragments (
-        paper_id INTEGER PRIMARY KEY,
-        rev INTEGER NOT NULL,
-        updated TEXT NOT NULL,
-        rss BLOB NOT NULL,
-        atom BLOB NOT NULL
-    );
-    """,
-    # 5: each match carries its paper's sort key, so a topic's newest papers are the first
-    # rows of one index range whatever the topic's size (was: a sort or a walk per topic).
-    """
-    ALTER TABLE matches ADD COLUMN featured TEXT;
-    ALTER TABLE matches ADD COLUMN published TEXT;
-    UPDATE matches SET
-        featured = (SELECT featured FROM papers WHERE papers.id = matches.paper_id),
-        published = (SELECT published FROM papers WHERE papers.id = matches.paper_id);
-    CREATE INDEX matches_newest ON matches (slug, featured DESC, published DESC, paper_id DESC);
-    """,
-)
-
-# Fields a feed shows; a change to one of them is a revision of the entry.
-_DISPLAYED = (
-    "arxiv_id",  # the entry's links
-    "featured",  # the entry's date
-    "title",
-    "abstract",
-    "authors",
-    "author_count",
-    "organization",
-    "published",
-    "ai_summary",
-    "ai_keywords",
-    "github_repo",
-    "project_page",
-)
-_COLUMNS = (
-    "key, arxiv_id, title_key, title, abstract, authors, author_count, organization, published,"
-    " featured, upvotes, comments, ai_summary, ai_keywords, github_repo, project_page"
-)
-_SELECT = f"SELECT id, {_COLUMNS}, first_seen, last_seen, changed, rev FROM papers"
-# A topic's newest papers: the first rows of its range in matches_newest, no sort.
-_NEWEST = (
-    "SELECT {columns} FROM matches m INDEXED BY matches_newest"
-    " JOIN papers p ON p.id = m.paper_id WHERE m.slug = ?"
-    " ORDER BY m.featured DESC, m.published DESC, m.paper_id DESC LIMIT ?"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,36 +97,7 @@ class MatchUpdate:
     scope: frozenset[int] | set[int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ZoteroItemState:
-    """What the Zotero sync knows of one paper's item (see feedsync/zotero/sync.py).
-
-    ``status``: ``pending`` (key chosen, create sent or about to be, outcome unknown),
-    ``synced`` (Zotero holds it at ``version``, filed in ``collections``) or ``failed`` (the
-    last write was refused: ``error``). ``version`` 0 means Zotero has not confirmed it.
-    """
-
-    arxiv_id: str
-    key: str
-    version: int
-    status: str
-    collections: tuple[str, ...] = ()
-    attachment: str | None = None
-    attempts: int = 0
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ZoteroCollectionState:
-    """A collection feedsync owns: ``slug`` '' is the parent, else the topic's."""
-
-    slug: str
-    name: str
-    parent: str
-    key: str
-
-
-class Store:
+class Store(ZoteroTables):
     """A connection to the store; use as a context manager, one per thread."""
 
     def __init__(self, path: Path | str, *, clock: Clock = utcnow) -> None:
@@ -268,7 +107,7 @@ class Store:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, factory=_Connection
+                self.path, isolation_level=None, check_same_thread=False, factory=Connection
             )
             self._db.store_path = self.path
             self._db.row_factory = sqlite3.Row
@@ -306,12 +145,12 @@ class Store:
             )
         for number in range(version + 1, len(MIGRATIONS) + 1):
             with self._transaction():
-                for statement in _statements(MIGRATIONS[number - 1]):
+                for statement in statements(MIGRATIONS[number - 1]):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+    def _transaction(self) -> Transaction:
+        return Transaction(self._db, self.path)
 
     @property
     def schema_version(self) -> int:
@@ -328,7 +167,7 @@ class Store:
 
     def upsert(self, papers: Iterable[Paper]) -> UpsertCounts:
         """Merge papers into the store in one transaction (see the module rules)."""
-        now = _iso(self._clock())
+        now = iso(self._clock())
         counts = UpsertCounts()
         with self._transaction():
             seq = self.seq + 1
@@ -343,22 +182,24 @@ class Store:
         db = self._db
         if paper.arxiv_id:
             row: sqlite3.Row | None = db.execute(
-                _SELECT + " WHERE arxiv_id = ?", (paper.arxiv_id,)
+                SELECT_PAPERS + " WHERE arxiv_id = ?", (paper.arxiv_id,)
             ).fetchone()
             if row:
                 return row
         if paper.key != paper.arxiv_id:  # (an API paper's key is its id: already looked up)
             by_key: sqlite3.Row | None = db.execute(
-                _SELECT + " WHERE key = ?", (paper.key,)
+                SELECT_PAPERS + " WHERE key = ?", (paper.key,)
             ).fetchone()
             if by_key:
                 return by_key
         tkey = title_key(paper.title)
         if paper.arxiv_id:
             # Only adopt a row that has no id yet: two papers with one title stay two.
-            sql = _SELECT + " WHERE title_key = ? AND arxiv_id IS NULL ORDER BY id DESC LIMIT 1"
+            sql = (
+                SELECT_PAPERS + " WHERE title_key = ? AND arxiv_id IS NULL ORDER BY id DESC LIMIT 1"
+            )
         else:
-            sql = _SELECT + " WHERE title_key = ? ORDER BY featured DESC, id DESC LIMIT 1"
+            sql = SELECT_PAPERS + " WHERE title_key = ? ORDER BY featured DESC, id DESC LIMIT 1"
         by_title: sqlite3.Row | None = db.execute(sql, (tkey,)).fetchone()
         if by_title and normalize_title(by_title["title"]) == normalize_title(paper.title):
             return by_title
@@ -366,21 +207,21 @@ class Store:
 
     def _upsert_one(self, paper: Paper, now: str, seq: int) -> UpsertCounts:
         row = self._find(paper)
-        incoming = _to_row(paper)
+        incoming = to_row(paper)
         if row is None:
             self._db.execute(
-                f"INSERT INTO papers ({_COLUMNS}, first_seen, last_seen, changed, rev, seq)"
+                f"INSERT INTO papers ({COLUMNS}, first_seen, last_seen, changed, rev, seq)"
                 " VALUES (" + ", ".join("?" * 16) + ", ?, ?, ?, 1, ?)",
                 (*incoming.values(), now, now, now, seq),
             )
             return UpsertCounts(new=1)
-        merged = _merge(dict(row), incoming, authoritative=paper.arxiv_id is not None)
+        merged = merge(dict(row), incoming, authoritative=paper.arxiv_id is not None)
         changed = {k: v for k, v in merged.items() if row[k] != v}
         if not changed:
             self._db.execute("UPDATE papers SET last_seen = ? WHERE id = ?", (now, row["id"]))
             return UpsertCounts(unchanged=1)
         sets = dict(changed, last_seen=now, seq=seq)
-        revised = any(k in _DISPLAYED for k in changed)
+        revised = any(k in DISPLAYED for k in changed)
         assignments = ", ".join(f"{k} = ?" for k in sets)
         if revised:
             assignments += ", rev = rev + 1, changed = ?"
@@ -398,35 +239,37 @@ class Store:
 
     def get(self, key: str) -> StoredPaper | None:
         """A paper by its key or its arXiv id."""
-        row = self._db.execute(_SELECT + " WHERE key = ? OR arxiv_id = ?", (key, key)).fetchone()
-        return _stored(row) if row else None
+        row = self._db.execute(
+            SELECT_PAPERS + " WHERE key = ? OR arxiv_id = ?", (key, key)
+        ).fetchone()
+        return stored_paper(row) if row else None
 
     def count(self) -> int:
         return int(self._db.execute("SELECT count(*) FROM papers").fetchone()[0])
 
     def papers(self, *, since_seq: int = 0, limit: int | None = None) -> Iterator[StoredPaper]:
         """Stored papers changed after ``since_seq``, newest first (featured day, arXiv date)."""
-        sql = _SELECT + " WHERE seq > ? ORDER BY featured DESC, published DESC, id DESC"
+        sql = SELECT_PAPERS + " WHERE seq > ? ORDER BY featured DESC, published DESC, id DESC"
         params: tuple[Any, ...] = (since_seq,)
         if limit is not None:
             sql += " LIMIT ?"
             params += (limit,)
         for row in self._db.execute(sql, params):
-            yield _stored(row)
+            yield stored_paper(row)
 
     def papers_by_id(self, ids: Iterable[int]) -> list[StoredPaper]:
         """Papers for the given row ids, newest first."""
-        return sorted(self.paper_map(ids).values(), key=_newest_first, reverse=True)
+        return sorted(self.paper_map(ids).values(), key=newest_first, reverse=True)
 
     def paper_map(self, ids: Iterable[int]) -> dict[int, StoredPaper]:
         """Papers for the given row ids, by row id, in one query."""
-        sql = _SELECT + " WHERE id IN (SELECT value FROM json_each(?))"
-        return {r["id"]: _stored(r) for r in self._db.execute(sql, (json.dumps(list(ids)),))}
+        sql = SELECT_PAPERS + " WHERE id IN (SELECT value FROM json_each(?))"
+        return {r["id"]: stored_paper(r) for r in self._db.execute(sql, (json.dumps(list(ids)),))}
 
     def documents(self, *, since_seq: int = 0) -> Iterator[tuple[int, Paper]]:
         """(row id, paper) for every paper changed after ``since_seq``, for matching."""
-        for row in self._db.execute(_SELECT + " WHERE seq > ?", (since_seq,)):
-            yield row["id"], _paper(row)
+        for row in self._db.execute(SELECT_PAPERS + " WHERE seq > ?", (since_seq,)):
+            yield row["id"], paper_from_row(row)
 
     # -- topics and their matches ------------------------------------------------------------
 
@@ -486,16 +329,16 @@ class Store:
 
     def newest_ids(self, slug: str, limit: int) -> list[tuple[int, int]]:
         """(row id, rev) of a topic's newest matches: cheap, and enough to tell a change."""
-        sql = _NEWEST.format(columns="p.id, p.rev")
+        sql = NEWEST.format(columns="p.id, p.rev")
         return [(r[0], r[1]) for r in self._db.execute(sql, (slug, limit))]
 
     def newest(self, slug: str | None, limit: int) -> list[StoredPaper]:
         """A topic's newest matching papers (every paper when ``slug`` is None)."""
         if slug is None:
             order = " ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
-            return [_stored(r) for r in self._db.execute(_SELECT + order, (limit,))]
-        sql = _NEWEST.format(columns="p.*")
-        return [_stored(r) for r in self._db.execute(sql, (slug, limit))]
+            return [stored_paper(r) for r in self._db.execute(SELECT_PAPERS + order, (limit,))]
+        sql = NEWEST.format(columns="p.*")
+        return [stored_paper(r) for r in self._db.execute(sql, (slug, limit))]
 
     def newest_all_ids(self, limit: int) -> list[tuple[int, int]]:
         sql = "SELECT id, rev FROM papers ORDER BY featured DESC, published DESC, id DESC LIMIT ?"
@@ -532,7 +375,7 @@ class Store:
             self._db.executemany(
                 "INSERT OR REPLACE INTO fragments (paper_id, rev, updated, rss, atom)"
                 " VALUES (?, ?, ?, ?, ?)",
-                ((i, f.rev, _iso(f.updated), f.rss, f.atom) for i, f in fragments.items()),
+                ((i, f.rev, iso(f.updated), f.rss, f.atom) for i, f in fragments.items()),
             )
             self._db.execute(
                 "DELETE FROM fragments WHERE paper_id NOT IN (SELECT value FROM json_each(?))",
@@ -570,7 +413,7 @@ class Store:
     def start_run(self, started: datetime) -> int:
         with self._transaction():
             cur = self._db.execute(
-                "INSERT INTO runs (started, result) VALUES (?, 'running')", (_iso(started),)
+                "INSERT INTO runs (started, result) VALUES (?, 'running')", (iso(started),)
             )
             # Keep the last thousand runs: the status record must not grow forever.
             self._db.execute("DELETE FROM runs WHERE id <= ?", ((cur.lastrowid or 0) - 1000,))
@@ -587,7 +430,7 @@ class Store:
         with self._transaction():
             self._db.execute(
                 "UPDATE runs SET finished = ?, result = ?, report = ?, error = ? WHERE id = ?",
-                (_iso(finished), result, json.dumps(report, sort_keys=True), error, run_id),
+                (iso(finished), result, json.dumps(report, sort_keys=True), error, run_id),
             )
 
     def last_runs(self, limit: int = 1, *, finished_only: bool = True) -> list[RunRecord]:
@@ -634,7 +477,7 @@ class Store:
                     state.day.isoformat() if state.day else None,
                     state.etag,
                     state.last_modified,
-                    _iso(state.fetched_at),
+                    iso(state.fetched_at),
                     state.paper_count,
                 ),
             )
@@ -652,140 +495,6 @@ class Store:
         rows = self._db.execute("SELECT DISTINCT day FROM fetches WHERE day IS NOT NULL")
         return {date.fromisoformat(r[0]) for r in rows}
 
-    # -- zotero ------------------------------------------------------------------------------
-    # The Zotero sync's bookkeeping. Rows are per library, so pointing feedsync at another
-    # library starts afresh instead of trusting keys that mean nothing there.
-
-    def zotero_candidates(self, slugs: Sequence[str]) -> list[tuple[Paper, frozenset[str]]]:
-        """Every paper any of these topics matches (all, not the newest), with those topics."""
-        if not slugs:
-            return []
-        marks = ", ".join("?" * len(slugs))
-        sql = f"SELECT paper_id, slug FROM matches WHERE slug IN ({marks})"
-        topics: dict[int, set[str]] = {}
-        for paper_id, slug in self._db.execute(sql, tuple(slugs)):
-            topics.setdefault(paper_id, set()).add(slug)
-        return [(s.paper, frozenset(topics[s.rowid])) for s in self.papers_by_id(list(topics))]
-
-    def zotero_items(self, library: str) -> dict[str, ZoteroItemState]:
-        """The library's item states by arXiv id."""
-        rows = self._db.execute("SELECT * FROM zotero_items WHERE library = ?", (library,))
-        return {
-            r["arxiv_id"]: ZoteroItemState(
-                arxiv_id=r["arxiv_id"],
-                key=r["key"],
-                version=r["version"],
-                status=r["status"],
-                collections=tuple(json.loads(r["collections"])),
-                attachment=r["attachment"],
-                attempts=r["attempts"],
-                error=r["error"],
-            )
-            for r in rows
-        }
-
-    def save_zotero_items(self, library: str, states: Iterable[ZoteroItemState]) -> None:
-        now = _iso(self._clock())
-        with self._transaction():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO zotero_items (library, arxiv_id, key, version, status,"
-                " collections, attachment, attempts, error, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    (
-                        library,
-                        s.arxiv_id,
-                        s.key,
-                        s.version,
-                        s.status,
-                        json.dumps(list(s.collections)),
-                        s.attachment,
-                        s.attempts,
-                        s.error,
-                        now,
-                    )
-                    for s in states
-                ),
-            )
-
-    def zotero_collections(self, library: str) -> dict[str, ZoteroCollectionState]:
-        """The library's collections feedsync owns, by topic slug ('' for the parent)."""
-        sql = "SELECT slug, name, parent, key FROM zotero_collections WHERE library = ?"
-        return {
-            r["slug"]: ZoteroCollectionState(r["slug"], r["name"], r["parent"], r["key"])
-            for r in self._db.execute(sql, (library,))
-        }
-
-    def save_zotero_collections(
-        self, library: str, states: Iterable[ZoteroCollectionState]
-    ) -> None:
-        with self._transaction():
-            self._db.executemany(
-                "INSERT OR REPLACE INTO zotero_collections (library, slug, name, parent, key)"
-                " VALUES (?, ?, ?, ?, ?)",
-                ((library, s.slug, s.name, s.parent, s.key) for s in states),
-            )
-
-    def forget_zotero_collections(self, library: str, keys: Iterable[str]) -> None:
-        """Drop collections Zotero says are gone, and the subcollections under them."""
-        gone = list(keys)
-        with self._transaction():
-            self._db.executemany(
-                "DELETE FROM zotero_collections WHERE library = ? AND (key = ? OR parent = ?)",
-                ((library, k, k) for k in gone),
-            )
-
-
-class _Connection(sqlite3.Connection):
-    """A connection whose every statement turns sqlite3 errors into StorageError.
-
-    So a damaged or foreign database file is a message and exit code 3 wherever it shows
-    up, never a traceback. Transactions use the raw methods to word their own errors.
-    """
-
-    store_path: Path = Path("?")
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot use the store {self.store_path}: {e}") from e
-
-    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
-        try:
-            return super().executemany(sql, parameters)
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot use the store {self.store_path}: {e}") from e
-
-
-class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception; sqlite errors wrapped once."""
-
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self._db = db
-        self._path = path
-
-    def __enter__(self) -> None:
-        try:
-            sqlite3.Connection.execute(self._db, "BEGIN IMMEDIATE")
-        except sqlite3.Error as e:
-            raise StorageError(f"cannot write to the store {self._path}: {e}") from e
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
-    ) -> None:
-        if exc_type is None:
-            try:
-                sqlite3.Connection.execute(self._db, "COMMIT")
-            except sqlite3.Error as e:
-                sqlite3.Connection.execute(self._db, "ROLLBACK")
-                raise StorageError(f"cannot write to the store {self._path}: {e}") from e
-            return
-        if self._db.in_transaction:
-            sqlite3.Connection.execute(self._db, "ROLLBACK")
-        if isinstance(exc, sqlite3.Error):
-            raise StorageError(f"cannot write to the store {self._path}: {exc}") from exc
-
 
 def _fetch_state(row: sqlite3.Row) -> FetchState:
     return FetchState(
@@ -795,95 +504,4 @@ def _fetch_state(row: sqlite3.Row) -> FetchState:
         last_modified=row["last_modified"],
         fetched_at=datetime.fromisoformat(row["fetched_at"]),
         paper_count=row["paper_count"],
-    )
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _to_row(paper: Paper) -> dict[str, Any]:
-    return {
-        "key": paper.key,
-        "arxiv_id": paper.arxiv_id,
-        "title_key": title_key(paper.title),
-        "title": paper.title,
-        "abstract": paper.abstract,
-        "authors": json.dumps(list(paper.authors), ensure_ascii=False),
-        "author_count": paper.author_count,
-        "organization": paper.organization,
-        "published": _iso(paper.published) if paper.published else None,
-        "featured": paper.featured.isoformat() if paper.featured else None,
-        "upvotes": paper.upvotes,
-        "comments": paper.comments,
-        "ai_summary": paper.ai_summary,
-        "ai_keywords": json.dumps(list(paper.ai_keywords), ensure_ascii=False),
-        "github_repo": paper.github_repo,
-        "project_page": paper.project_page,
-    }
-
-
-_EMPTY = (None, "", "[]")
-
-
-def _merge(old: dict[str, Any], new: dict[str, Any], *, authoritative: bool) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for name, value in new.items():
-        current = old[name]
-        if name == "key":
-            merged[name] = current  # identity never changes
-        elif name in ("upvotes", "comments"):
-            merged[name] = max((v for v in (current, value) if v is not None), default=None)
-        elif name == "featured":
-            merged[name] = min((v for v in (current, value) if v is not None), default=None)
-        elif value in _EMPTY:
-            merged[name] = current
-        elif authoritative or current in _EMPTY:
-            merged[name] = value
-        else:
-            merged[name] = current
-    return merged
-
-
-def _stored(row: sqlite3.Row) -> StoredPaper:
-    return StoredPaper(
-        paper=_paper(row),
-        rowid=row["id"],
-        first_seen=datetime.fromisoformat(row["first_seen"]),
-        last_seen=datetime.fromisoformat(row["last_seen"]),
-        changed=datetime.fromisoformat(row["changed"]),
-        rev=row["rev"],
-    )
-
-
-def _paper(row: sqlite3.Row) -> Paper:
-    return Paper(
-        key=row["key"],
-        arxiv_id=row["arxiv_id"],
-        title=row["title"],
-        abstract=row["abstract"],
-        authors=tuple(json.loads(row["authors"])),
-        author_count=row["author_count"],
-        organization=row["organization"],
-        published=datetime.fromisoformat(row["published"]) if row["published"] else None,
-        featured=date.fromisoformat(row["featured"]) if row["featured"] else None,
-        upvotes=row["upvotes"],
-        comments=row["comments"],
-        ai_summary=row["ai_summary"],
-        ai_keywords=tuple(json.loads(row["ai_keywords"])),
-        github_repo=row["github_repo"],
-        project_page=row["project_page"],
-    )
-
-
-def _newest_first(stored: StoredPaper) -> tuple[Any, ...]:
-    p = stored.paper
-    return (
-        p.featured or date.min,
-        p.published or datetime.min.replace(tzinfo=UTC),
-        stored.rowid,
     )
