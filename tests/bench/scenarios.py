@@ -197,7 +197,18 @@ index = MemoryIndex((rowid, document(p)) for rowid, p in papers)
 t2 = time.perf_counter()
 found = {{t.slug: t.query.select(index) for t in topics}}
 t3 = time.perf_counter()
-print(json.dumps({{"papers": len(papers), "load": t1 - t0, "index": t2 - t1, "select": t3 - t2,
+count = len(papers)
+del index, papers
+# What a run does when every topic must re-match (a changed query, a new install): read the
+# papers, index them chunk by chunk and query each chunk, as feedsync.topics.match does.
+from feedsync.topics import match
+with Store(config.store_path) as store:
+    t4 = time.perf_counter()
+    again = match(topics, store.documents())
+    t5 = time.perf_counter()
+assert again == found
+print(json.dumps({{"papers": count, "load": t1 - t0, "index": t2 - t1, "select": t3 - t2,
+    "rematch": t5 - t4,
     "matches": sum(len(v) for v in found.values()),
     "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
@@ -206,16 +217,18 @@ print(json.dumps({{"papers": len(papers), "load": t1 - t0, "index": t2 - t1, "se
     r = json.loads(m.stdout)
     return {
         "name": "matching alone",
-        "result": f"{r['select']:.2f} s select",
+        "result": f"{r['select']:.2f} s select, {r['rematch']:.1f} s re-match",
         "target": "<= 1 s",
         "wall_s": round(r["select"], 3),
         "load_s": round(r["load"], 2),
         "index_build_s": round(r["index"], 2),
+        # From the store to every topic's matches, as a run re-matches everything.
+        "rematch_s": round(r["rematch"], 2),
         "papers": r["papers"],
         "matches": r["matches"],
         "peak_rss_mb": round(r["rss"], 1),
-        "details": f"{r['papers']} papers x {len(ctx.queries)} topics; "
-        f"index build {r['index']:.2f} s, load {r['load']:.2f} s",
+        "details": f"{r['papers']} papers x {len(ctx.queries)} topics; select over a built "
+        f"index; re-match = load {r['load']:.2f} s + index + select, chunked",
     }
 
 
