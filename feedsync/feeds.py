@@ -31,7 +31,9 @@ if TYPE_CHECKING:
 
 ALL = "all"  # the slug of the optional every-paper feed
 INDEX_PAPERS = 10  # papers per topic on the index page
-RENDER_VERSION = "1"  # bump when the renderers' output changes, to re-render everything
+# Bump when the renderers' output changes (render.py, fragments.py, pages.py): every feed
+# is then rendered again, and every cached entry is dropped first.
+RENDER_VERSION = "1"
 
 
 def feed_spec(config: Config, slug: str, title: str, description: str) -> FeedSpec:
@@ -177,9 +179,9 @@ def _entries(store: Store, wanted: dict[int, int], keep: Iterable[int]) -> dict[
 
     Entries of papers in no feed (``keep``) leave the cache.
     """
-    from feedsync.fragments import VERSION, render_fragments
+    from feedsync.fragments import render_fragments
 
-    cached = store.fragments(wanted, VERSION)
+    cached = store.fragments(wanted, RENDER_VERSION)
     missing = store.paper_map(i for i in wanted if i not in cached)
     fresh = render_fragments([missing[i] for i in wanted if i in missing])
     store.save_fragments(fresh, keep)

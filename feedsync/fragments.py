@@ -32,9 +32,6 @@ from feedsync.render import (
     rss_feed,
 )
 
-# Bump when fragment bytes would change (render.py's entries, or this module): the store
-# then drops every cached fragment.
-VERSION = "1"
 MARK = "\x80"
 _MARK_ID = f"tag:{MARK}/"  # the id prefix a fragment is rendered with
 _MARK_BYTES = MARK.encode()

@@ -345,3 +345,17 @@ def test_newest_follows_every_change_of_a_papers_dates(store: Store) -> None:
         expected = [p.rowid for p in store.papers() if p.rowid in chosen][:15]
         assert [i for i, _ in store.newest_ids("t", 15)] == expected
         assert [p.rowid for p in store.newest("t", 15)] == expected
+
+
+def test_cached_entries_of_another_renderer_version_are_dropped(store: Store) -> None:
+    from feedsync.models import Fragment
+
+    store.upsert([api_paper()])
+    (paper,) = store.papers()
+    entry = Fragment(paper.rev, datetime(2026, 3, 6, tzinfo=UTC), b"<item/>", b"<entry/>")
+    assert store.fragments({paper.rowid: paper.rev}, "1") == {}
+    store.save_fragments({paper.rowid: entry}, keep=[paper.rowid])
+    assert store.fragments({paper.rowid: paper.rev}, "1") == {paper.rowid: entry}
+    assert store.fragments({paper.rowid: paper.rev + 1}, "1") == {}  # another revision
+    assert store.fragments({paper.rowid: paper.rev}, "2") == {}  # another renderer
+    assert store.fragments({paper.rowid: paper.rev}, "1") == {}  # and it is gone
