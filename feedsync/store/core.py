@@ -322,6 +322,17 @@ class Store(ZoteroTables):
                     (u.slug,),
                 )
 
+    def zotero_candidates(self, slugs: Sequence[str]) -> list[tuple[Paper, frozenset[str]]]:
+        """Every paper any of these topics matches (all, not the newest), with those topics."""
+        if not slugs:
+            return []
+        marks = ", ".join("?" * len(slugs))
+        sql = f"SELECT paper_id, slug FROM matches WHERE slug IN ({marks})"
+        topics: dict[int, set[str]] = {}
+        for paper_id, slug in self._db.execute(sql, tuple(slugs)):
+            topics.setdefault(paper_id, set()).add(slug)
+        return [(s.paper, frozenset(topics[s.rowid])) for s in self.papers_by_id(list(topics))]
+
     def match_count(self, slug: str) -> int:
         """How many papers a topic selects (kept with the topic, so it costs one lookup)."""
         row = self._db.execute("SELECT matched FROM topics WHERE slug = ?", (slug,)).fetchone()

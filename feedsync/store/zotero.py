@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from feedsync.models import Paper, StoredPaper
 from feedsync.store.rows import iso
 from feedsync.store.sqlite import Transaction
 
@@ -53,20 +52,6 @@ class ZoteroTables:
     path: Path
     _db: sqlite3.Connection
     _clock: Callable[[], datetime]
-
-    def papers_by_id(self, ids: Iterable[int]) -> list[StoredPaper]:
-        raise NotImplementedError  # Store's
-
-    def zotero_candidates(self, slugs: Sequence[str]) -> list[tuple[Paper, frozenset[str]]]:
-        """Every paper any of these topics matches (all, not the newest), with those topics."""
-        if not slugs:
-            return []
-        marks = ", ".join("?" * len(slugs))
-        sql = f"SELECT paper_id, slug FROM matches WHERE slug IN ({marks})"
-        topics: dict[int, set[str]] = {}
-        for paper_id, slug in self._db.execute(sql, tuple(slugs)):
-            topics.setdefault(paper_id, set()).add(slug)
-        return [(s.paper, frozenset(topics[s.rowid])) for s in self.papers_by_id(list(topics))]
 
     def zotero_items(self, library: str) -> dict[str, ZoteroItemState]:
         """The library's item states by arXiv id."""
