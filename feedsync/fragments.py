@@ -17,10 +17,10 @@ field, so no paper can contain it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from feedsync.models import Fragment, StoredPaper
 from feedsync.render import (
+    EPOCH,
     FeedSpec,
     add_atom_entry,
     add_rss_entry,
@@ -36,6 +36,8 @@ MARK = "\x80"
 _MARK_ID = f"tag:{MARK}/"  # the id prefix a fragment is rendered with
 _MARK_BYTES = MARK.encode()
 _MARK_ID_BYTES = _MARK_ID.encode()
+# The feed fragments are rendered in; its own bytes are never used, only its entries.
+_MARK_SPEC = FeedSpec(slug="fragments", title="", description="", base_url="http://x", ttl=60)
 # Where feedgen puts entries: after all channel/feed metadata, at these indents (pretty).
 _RSS_ITEM = b"    <item>\n"
 _RSS_END = b"  </channel>\n"
@@ -48,8 +50,8 @@ def render_fragments(papers: Sequence[StoredPaper]) -> dict[int, Fragment]:
     if not papers:
         return {}
     entries = [prepare_entry(p) for p in papers]
-    rss = rss_feed(_MARK_SPEC, datetime.now(UTC))
-    atom = atom_feed(_MARK_SPEC, datetime.now(UTC))
+    rss = rss_feed(_MARK_SPEC, EPOCH)
+    atom = atom_feed(_MARK_SPEC, EPOCH)
     for entry in entries:
         add_rss_entry(rss, entry, _MARK_ID + entry.key, MARK)
         add_atom_entry(atom, entry, _MARK_ID + entry.key, MARK)
@@ -102,10 +104,6 @@ def _drop_line(text: bytes, at: int, element: bytes) -> bytes:
     """``text`` without the pretty-printed line (newline, indent, element) found at ``at``."""
     start = text.rindex(b"\n", 0, at)
     return text[:start] + text[at + len(element) :]
-
-
-# A spec whose own bytes are never used: only the entries of its feeds are kept.
-_MARK_SPEC = FeedSpec(slug="fragments", title="", description="", base_url="http://x", ttl=60)
 
 
 def _split(document: bytes, opening: bytes, closing: bytes) -> list[bytes]:

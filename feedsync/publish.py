@@ -185,9 +185,9 @@ def publish(
     # Every file's bytes are synced before its rename; the directory is synced once after
     # the feeds and once after the index files, so a crash can never leave an index that
     # lists a feed whose rename was lost (was: one directory sync per file).
-    feeds = [n for n in sorted(files, key=_order) if _order(n)[0] == 0]
-    rest = [n for n in sorted(files, key=_order) if _order(n)[0] != 0]
-    for batch in (feeds, rest):
+    ordered = sorted(files, key=_order)
+    feeds = [n for n in ordered if _order(n)[0] == 0]
+    for batch in (feeds, ordered[len(feeds) :]):
         for name in batch:
             wrote = write_atomic(output_dir / name, files[name], sync_dir=False)
             (report.written if wrote else report.unchanged).append(name)

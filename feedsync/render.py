@@ -19,6 +19,9 @@ readers keep their ETag. Rule order for every entry:
 
 RSS and Atom use separate FeedGenerators, so each gets its own ``rel="self"`` link and the
 RSS channel ``<link>`` (feedgen takes the last link added) is the HTML page.
+
+``render_rss`` / ``render_atom`` render a whole feed and define its bytes. Runs build the
+same bytes from cached entries (fragments.py), which tests hold to these two.
 """
 
 from __future__ import annotations
@@ -256,8 +259,9 @@ def _entry_html(paper: Paper, abstract: Sequence[str], names: Sequence[str]) -> 
     return "\n".join(parts)
 
 
-# A paper sits in several topics and in both formats; cleaning it once per run is most of
-# the rendering time saved. Pure function of a frozen value, so the cache cannot go stale.
+# Whole-feed rendering (render_rss / render_atom) meets a paper in several topics and in
+# both formats; preparing it once is most of that time. Runs prepare each new paper once
+# anyway (fragments.py). Pure function of a frozen value, so the cache cannot go stale.
 @functools.lru_cache(maxsize=2048)
 def prepare_entry(stored: StoredPaper) -> Entry:
     paper = stored.paper

@@ -17,6 +17,7 @@ import pytest
 from feedsync.config import load_config
 from feedsync.store import Store
 from tests.fakes.hf_api import FakeHF
+from tests.memory import memory_kb
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,8 +135,7 @@ def test_memory_a_pass_freed_goes_back_to_the_system() -> None:
     from feedsync.daemon import _release_memory
 
     def rss_mb() -> float:
-        with open("/proc/self/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:")) / 1024
+        return memory_kb() / 1024
 
     before = rss_mb()
     chunks = [b"x" * 3000 + i.to_bytes(4, "big") for i in range(40_000)]  # ~120 MB

@@ -333,11 +333,6 @@ class Store(ZoteroTables):
             topics.setdefault(paper_id, set()).add(slug)
         return [(s.paper, frozenset(topics[s.rowid])) for s in self.papers_by_id(list(topics))]
 
-    def match_count(self, slug: str) -> int:
-        """How many papers a topic selects (kept with the topic, so it costs one lookup)."""
-        row = self._db.execute("SELECT matched FROM topics WHERE slug = ?", (slug,)).fetchone()
-        return int(row[0]) if row else 0
-
     def newest_ids(self, slug: str, limit: int) -> list[tuple[int, int]]:
         """(row id, rev) of a topic's newest matches: cheap, and enough to tell a change."""
         sql = NEWEST.format(columns="p.id, p.rev")

@@ -24,6 +24,7 @@ from tests.bench.__main__ import FEEDSYNC, Size, files_newer_than, run_measured,
 from tests.bench.archive import Archive
 from tests.fakes.hf_api import FakeHF
 from tests.fakes.hf_data import entry
+from tests.memory import memory_kb
 
 
 @dataclass
@@ -179,6 +180,14 @@ def new_papers_run(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _script_figures(code: str) -> dict[str, Any]:
+    """Run a timing script in its own process; it prints its figures as one JSON object."""
+    m = run_measured([sys.executable, "-c", code])
+    assert m.returncode == 0, m.stderr[-2000:]
+    figures: dict[str, Any] = json.loads(m.stdout)
+    return figures
+
+
 def matching(ctx: Context) -> dict[str, Any]:
     """Matching alone: every stored paper against every topic."""
     code = f"""
@@ -212,9 +221,7 @@ print(json.dumps({{"papers": count, "load": t1 - t0, "index": t2 - t1, "select":
     "matches": sum(len(v) for v in found.values()),
     "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
-    m = run_measured([sys.executable, "-c", code])
-    assert m.returncode == 0, m.stderr[-2000:]
-    r = json.loads(m.stdout)
+    r = _script_figures(code)
     return {
         "name": "matching alone",
         "result": f"{r['select']:.2f} s select, {r['rematch']:.1f} s re-match",
@@ -266,9 +273,7 @@ assert spliced == size
 print(json.dumps({{"seconds": t1 - t0, "feeds": 2 * len(feeds), "items": sum(len(p) for _, p in feeds), "bytes": size,
     "fragments": t3 - t2, "splice": t4 - t3, "distinct": len(distinct)}}))
 """
-    m = run_measured([sys.executable, "-c", code])
-    assert m.returncode == 0, m.stderr[-2000:]
-    r = json.loads(m.stdout)
+    r = _script_figures(code)
     return {
         "name": "rendering alone",
         "result": f"{r['seconds']:.2f} s whole, {r['fragments'] + r['splice']:.2f} s spliced",
@@ -451,14 +456,6 @@ def _zotero_with(ctx: Context, fake_cls: Any) -> dict[str, Any]:
     }
 
 
-def _rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
 def daemon_memory(ctx: Context) -> dict[str, Any]:
     """Daemon memory: RSS after many accelerated scheduled runs."""
     runs, baseline_at = ctx.size.daemon_runs, ctx.size.daemon_baseline
@@ -477,7 +474,7 @@ def daemon_memory(ctx: Context) -> dict[str, Any]:
             done += 1
             if done in (baseline_at, runs) or done % 50 == 0:
                 with contextlib.suppress(OSError):
-                    samples[done] = _rss_kb(proc.pid)
+                    samples[done] = memory_kb(proc.pid)
     proc.wait(60)
     wall = time.perf_counter() - start
     base, last = samples.get(baseline_at, 0), samples.get(runs, samples.get(max(samples), 0))

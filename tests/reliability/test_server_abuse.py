@@ -34,6 +34,7 @@ import httpx
 import pytest
 
 from feedsync.server import HEAD_TIMEOUT
+from tests.memory import memory_kb
 from tests.reliability.figures import record
 from tests.test_server import ATOM, TRAVERSALS
 
@@ -57,11 +58,7 @@ class Site:
 
     def memory_kb(self, field: str = "VmRSS") -> int:
         """The server's resident memory now (VmRSS), or at its peak so far (VmHWM)."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-        return 0
+        return memory_kb(self.proc.pid, field)
 
 
 def build_home(home: Path) -> Path:

@@ -26,18 +26,11 @@ import pytest
 from tests.fakes.hf_api import FakeHF
 from tests.fakes.hf_data import entry
 from tests.fakes.zotero_api import FakeZotero
+from tests.memory import memory_kb
 from tests.reliability.figures import record
 
 HF_FAULTS = ["500", "429", "reset", "slow", "html", "503"]
 ZOTERO_FAULTS = ["429", "500", "503", "reset", "lost", "backoff"]
-
-
-def rss_kb(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def soak(tmp_path: Path, seconds: float) -> dict[str, object]:
@@ -111,7 +104,7 @@ def soak(tmp_path: Path, seconds: float) -> dict[str, object]:
             if rng.random() < 0.4:
                 zot.fault(rng.choice(ZOTERO_FAULTS), retry_after=0.5, backoff=0.5)
                 faults += 1
-            samples.append((time.monotonic() - start, rss_kb(proc.pid)))
+            samples.append((time.monotonic() - start, memory_kb(proc.pid)))
             time.sleep(0.5)
         # Faults stop; give the daemon a few clean runs to catch up, then stop it.
         hf.state.faults.clear()
