@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError
 from feedsync.locks import run_lock
+from feedsync.rematch import match_store
 from feedsync.store import MatchUpdate, Store, TopicState
 from feedsync.topics import Topic, build_topics, match
 
@@ -177,7 +178,7 @@ def _match(store: Store, topics: Sequence[Topic], report: RunReport) -> None:
     before = {slug: state.matched for slug, state in states.items()}
     updates: list[MatchUpdate] = []
     if whole:
-        found = match(whole, store.documents())
+        found = match_store(whole, store)
         updates += [MatchUpdate(t.slug, t.signature, found[t.slug]) for t in whole]
     if behind:
         since = min(states[t.slug].seq for t in behind)

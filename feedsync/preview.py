@@ -7,8 +7,9 @@ from collections.abc import Iterator
 from feedsync.config import Config
 from feedsync.errors import InputError
 from feedsync.query import compile_query, document
+from feedsync.rematch import match_store
 from feedsync.store import Store
-from feedsync.topics import match, topic_query
+from feedsync.topics import topic_query
 
 
 def preview(config: Config, *, topic: str | None, query: str | None, limit: int) -> Iterator[str]:
@@ -28,7 +29,7 @@ def preview(config: Config, *, topic: str | None, query: str | None, limit: int)
     probe = Topic("preview", "", "", limit, False, "", compiled)
     with Store(config.store_path) as store:
         total = store.count()
-        found = match([probe], store.documents())["preview"]
+        found = match_store([probe], store, save=False)["preview"]
         papers = store.papers_by_id(sorted(found))
     yield f"{label}: {len(found)} of {total} stored papers match"
     for stored in papers[:limit]:

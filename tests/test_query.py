@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import marshal
 import re
 import sys
 import unicodedata
+from collections.abc import Collection
 from typing import Any
 
 import pytest
@@ -24,6 +26,8 @@ from feedsync.query import (
     Phrase,
     Prefix,
     Query,
+    Segment,
+    SegmentIndex,
     Term,
     Upvotes,
     all_of,
@@ -598,12 +602,12 @@ def test_select_returns_a_new_set() -> None:
 
 
 def test_fold_covers_every_character_that_ignorecase_maps_to_ascii() -> None:
-    from feedsync.query.index import _RE_FOLD_CHARS
+    from feedsync.query.regexes import RE_FOLD_CHARS
 
     ascii_class = re.compile(r"[\x20-\x7e]", re.IGNORECASE)
     found = {chr(c) for c in range(128, sys.maxunicode + 1) if ascii_class.fullmatch(chr(c))}
-    assert found == set(_RE_FOLD_CHARS)
-    assert all(re.fullmatch(ascii, char, re.IGNORECASE) for char, ascii in _RE_FOLD_CHARS.items())
+    assert found == set(RE_FOLD_CHARS)
+    assert all(re.fullmatch(ascii, char, re.IGNORECASE) for char, ascii in RE_FOLD_CHARS.items())
 
 
 @pytest.mark.parametrize(
@@ -625,9 +629,9 @@ def test_fold_covers_every_character_that_ignorecase_maps_to_ascii() -> None:
     ],
 )
 def test_required_literals(pattern: str, literals: tuple[tuple[str, ...], ...]) -> None:
-    from feedsync.query.index import _required_literals
+    from feedsync.query.regexes import required_literals
 
-    assert _required_literals(re.compile(pattern, re.IGNORECASE)) == literals
+    assert required_literals(re.compile(pattern, re.IGNORECASE)) == literals
 
 
 _PIECES = ["a", "b", "ab", "ı", "K", "ſ", "İ", "-", " ", ".", "x", "\n", "é"]
@@ -643,16 +647,65 @@ _REGEX_PIECES = [
     st.lists(st.sampled_from(_PIECES), max_size=12).map("".join),
 )
 def test_required_literals_never_miss_a_match(pattern: str, text: str) -> None:
-    from feedsync.query.index import _fold, _required_literals
+    from feedsync.query.regexes import fold, required_literals
 
     try:
         compiled = re.compile(pattern, re.IGNORECASE)
     except re.error:
         return
-    branches = _required_literals(compiled)
+    branches = required_literals(compiled)
     if compiled.search(text) and branches:
-        folded = _fold(text)
+        folded = fold(text)
         assert any(all(literal in folded for literal in branch) for branch in branches)
+
+
+_ASCII_PIECES = ["a", "B", "ab", "Z", "[", "]", "^", "_", "`", "-", " ", ".", "1", "\n", "k"]
+_TWIN_PIECES = [
+    *_REGEX_PIECES,
+    *["[A-Z]", "[a-c]", "[^B-D]", "[!-/]", "[0-9]+", "[A-z]", "[!-^]", "[-a]", "[a-]", "[\\]]"],
+    *["\\B", "\\W", "\\S", "(?P<N>a)(?P=N)", "(?=b)", "(?<!a)", "(?i:B)", "\\x41", "\\1"],
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(st.sampled_from(_TWIN_PIECES), min_size=1, max_size=6).map("".join),
+    st.lists(st.sampled_from(_ASCII_PIECES), max_size=12).map("".join),
+)
+def test_lowercase_twin_never_misses_a_match_in_ascii_text(pattern: str, text: str) -> None:
+    from feedsync.query.regexes import lowercase_twin, regex_tester
+
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return
+    twin = lowercase_twin(compiled)
+    found = bool(compiled.search(text))
+    if twin is not None and found:
+        assert twin.search(text.lower()), (pattern, twin.pattern, text)
+    values = (text, "ı" + text)  # the second is not ASCII: the pattern itself reads it
+    assert regex_tester(compiled)(values) == any(map(compiled.search, values))
+
+
+@pytest.mark.parametrize(
+    ("pattern", "twin"),
+    [
+        (r"\bRLHF[- ]?V\d\b", r"rlhf[- ]?v\d"),  # boundaries dropped: `re` then jumps ahead
+        (r"[A-Z]{2,}\W", r"[a-z]{2,}\W"),  # escapes keep their case
+        (r"[\b]x", r"[\b]x"),  # in a class, \b is a backspace: kept
+        (r"[A-z]", None),  # holds [ \ ] ^ _ `, which lower-casing A would lose
+        (r"[!-^]x", None),  # holds A-Z but not a-z
+        (r"\x41", None),  # may stand for a capital
+        (r"(a)\1", None),  # backreferences by number give up
+        (r"(?x) A # c", None),
+        (r"é", None),
+    ],
+)
+def test_lowercase_twin(pattern: str, twin: str | None) -> None:
+    from feedsync.query.regexes import lowercase_twin
+
+    made = lowercase_twin(re.compile(pattern, re.IGNORECASE))
+    assert (made.pattern if made else None) == twin
 
 
 # ---------------------------------------------------------------------------- agreement
@@ -728,9 +781,49 @@ def test_matches_and_select_agree(
         docs.pop(i, None)
         index.discard(i)
     index.add(len(corpus), docs.setdefault(len(corpus), document(data.draw(papers()))))
+    segments = _segments(docs)
     for query in compiled:
         for _ in range(2):  # computed, then from the caches
             assert query.select(index) == {i for i, doc in docs.items() if query.matches(doc)}
+            assert query.select(segments) == {i for i, doc in docs.items() if query.matches(doc)}
         assert compile_query(query.canonical()).node == query.node
         for doc in docs.values():
             assert bool(query.explain(doc)) <= query.matches(doc)
+
+
+def _segments(docs: dict[int, Document]) -> SegmentIndex:
+    """``docs`` in two stored segments (read back from bytes), whose raw text is read on
+    demand, as re-matching the store does; one document is at hand instead."""
+    ids = sorted(docs)
+    halves = [
+        {i: docs[i] for i in ids[: len(ids) // 2]},
+        {i: docs[i] for i in ids[len(ids) // 2 :]},
+    ]
+    segments = [Segment.from_bytes(Segment.build(half).to_bytes()) for half in halves]
+
+    def texts(field: str, wanted: Collection[int]) -> dict[int, tuple[str, ...]]:
+        assert wanted, "texts are read only for some candidates"
+        return {i: docs[i].raw(field) for i in wanted}
+
+    at_hand = {ids[0]: docs[ids[0]]} if ids else {}
+    return SegmentIndex(segments, texts, at_hand)
+
+
+def test_segments_read_back_what_was_built() -> None:
+    docs = corpus()
+    segment = Segment.build(docs)
+    again = Segment.from_bytes(segment.to_bytes())
+    assert list(again.ids) == sorted(docs)
+    assert [p.words for p in again.fields] == [p.words for p in segment.fields]
+    index = SegmentIndex([again], lambda field, ids: {i: docs[i].raw(field) for i in ids})
+    for query in ("models", "reason*", '"chain of thought"', "/diffus/", "upvotes:>5", "-x"):
+        compiled = compile_query(query)
+        assert compiled.select(index) == compiled.select(MemoryIndex(docs)), query
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"junk", marshal.dumps((99, b"", b"", (), ())), marshal.dumps(5)]
+)
+def test_a_damaged_or_foreign_segment_is_refused(data: bytes) -> None:
+    with pytest.raises(ValueError, match="not a word segment"):
+        Segment.from_bytes(data)

@@ -308,11 +308,13 @@ def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path)
     db.execute("ALTER TABLE matches DROP COLUMN published")
     db.execute("INSERT INTO topics (slug, signature, seq) VALUES ('t', 'sig', 0)")
     db.executemany("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", [(1,), (3,), (5,)])
+    db.execute("DROP TABLE word_segments")  # and without migration 6's table
     db.execute("PRAGMA user_version = 4")
     db.close()
-    assert len(store_module.MIGRATIONS) == 5
+    assert len(store_module.MIGRATIONS) == 6
     with Store(path) as s:
         assert [i for i, _ in s.newest_ids("t", 10)] == [5, 3, 1]
+        assert s.word_segments() == {}
         s.save_matches([MatchUpdate("t", "sig", {2}, scope={2})], seq=s.seq)
         assert [i for i, _ in s.newest_ids("t", 10)] == [5, 3, 2, 1]
         assert s.integrity_check() == "ok"

@@ -55,6 +55,7 @@ value, an invalid regex, a misplaced or too short wildcard, nesting over 100 lev
 from __future__ import annotations
 
 from feedsync.query.index import Index, MemoryIndex
+from feedsync.query.segment import Segment, SegmentIndex
 from feedsync.query.tree import (
     And,
     Leaf,
@@ -100,6 +101,8 @@ __all__ = [
     "Prefix",
     "Query",
     "Regex",
+    "Segment",
+    "SegmentIndex",
     "Term",
     "Texts",
     "Upvotes",

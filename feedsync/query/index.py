@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import re
 from bisect import bisect_left
@@ -10,6 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
+from feedsync.query.regexes import fold, longest_word, regex_tester, required_literals
 from feedsync.query.words import FIELDS, SEPARATOR, Document, Values
 
 # ---------------------------------------------------------------------------- the index
@@ -56,6 +56,7 @@ class MemoryIndex(Index):
             f: defaultdict(list) for f in FIELDS
         }
         self._vocab: dict[str, list[str] | None] = dict.fromkeys(FIELDS)
+        self._joined: dict[str, str | None] = dict.fromkeys(FIELDS)  # the vocab, for substrings
         self._memo: dict[tuple[str, str, object], set[int]] = {}  # cleared on every change
         self._regexes: dict[tuple[str, re.Pattern[str]], set[int]] = {}  # kept up to date
         # Case-folded raw text by (field, whether only documents with non-ASCII text),
@@ -87,11 +88,11 @@ class MemoryIndex(Index):
             for token in set(values[0]) if len(values) == 1 else set().union(*values):
                 postings[token].append(doc_id)
             if len(postings) != known:
-                self._vocab[field] = None
+                self._vocab[field] = self._joined[field] = None
         for (field, odd_only), folded in self._folded.items():
             raw = doc.raw(field)
             if not (odd_only and _is_ascii(raw)):
-                folded[doc_id] = _fold("\n".join(raw))
+                folded[doc_id] = fold("\n".join(raw))
         for (field, pattern), ids in self._regexes.items():
             if any(map(pattern.search, doc.raw(field))):
                 ids.add(doc_id)
@@ -110,7 +111,7 @@ class MemoryIndex(Index):
                 posting.remove(doc_id)
                 if not posting:
                     del postings[token]
-                    self._vocab[field] = None
+                    self._vocab[field] = self._joined[field] = None
         for folded in self._folded.values():
             folded.pop(doc_id, None)
         for spaced in self._spaced.values():
@@ -176,18 +177,18 @@ class MemoryIndex(Index):
             yield vocab[i]
 
     def _scan(self, field: str, pattern: re.Pattern[str]) -> set[int]:
-        search, docs = pattern.search, self._docs
-        branches = _required_literals(pattern)
+        test, docs = regex_tester(pattern), self._docs
+        branches = required_literals(pattern)
         if not branches:
-            return {i for i, doc in docs.items() if any(map(search, doc.raw(field)))}
+            return {i for i, doc in docs.items() if test(doc.raw(field))}
         candidates = set().union(*(self._may_contain(field, branch) for branch in branches))
-        return {i for i in candidates if any(map(search, docs[i].raw(field)))}
+        return {i for i in candidates if test(docs[i].raw(field))}
 
     def _may_contain(self, field: str, literals: tuple[str, ...]) -> set[int]:
         """A superset, usually small, of the documents whose ``field`` holds every one of
         ``literals`` (ignoring case), found without the regex engine, which has no fast
         path for ignoring case."""
-        words = [word for word in map(_longest_word, literals) if len(word) >= 3]
+        words = [word for word in map(longest_word, literals) if len(word) >= 3]
         if not words:
             return self._folded_with(field, literals, odd_only=False)
         # In ASCII text, a literal's run of letters and digits lies inside one word, so the
@@ -197,8 +198,11 @@ class MemoryIndex(Index):
         return ascii_docs | self._folded_with(field, literals, odd_only=True)
 
     def _having_word_with(self, field: str, part: str) -> set[int]:
-        postings = self._postings[field]
-        return set(itertools.chain.from_iterable(postings[w] for w in postings if part in w))
+        postings, joined = self._postings[field], self._joined[field]
+        if joined is None:
+            joined = self._joined[field] = "".join(word + "\n" for word in postings)
+        words = words_containing(joined, part)
+        return set(itertools.chain.from_iterable(postings[w] for w in words))
 
     def _folded_with(self, field: str, literals: tuple[str, ...], *, odd_only: bool) -> set[int]:
         """The documents (only those with non-ASCII text, if ``odd_only``) whose case-folded
@@ -206,7 +210,7 @@ class MemoryIndex(Index):
         key = (field, odd_only)
         if key not in self._folded:
             self._folded[key] = {
-                i: _fold("\n".join(doc.raw(field)))
+                i: fold("\n".join(doc.raw(field)))
                 for i, doc in self._docs.items()
                 if not (odd_only and _is_ascii(doc.raw(field)))
             }
@@ -218,15 +222,24 @@ class MemoryIndex(Index):
         }
 
 
+def words_containing(joined: str, part: str) -> list[str]:
+    """The words of ``joined`` (each followed by a newline) that contain ``part``.
+
+    One C-speed search through all the words, rather than a Python test per word: a regex
+    with a literal checks tens of thousands of words for it.
+    """
+    found = []
+    at = joined.find(part)
+    while at >= 0:
+        start = joined.rfind("\n", 0, at) + 1
+        end = joined.find("\n", at)
+        found.append(joined[start:end])
+        at = joined.find(part, end)
+    return found
+
+
 def _is_ascii(texts: tuple[str, ...]) -> bool:
     return all(map(str.isascii, texts))
-
-
-def _longest_word(literal: str) -> str:
-    return max(_ASCII_WORD.findall(literal), key=len, default="")
-
-
-_ASCII_WORD = re.compile(r"[a-z0-9]+")
 
 
 def _spaced(values: Values) -> str:
@@ -246,89 +259,6 @@ def _has_phrase(value: tuple[str, ...], phrase: tuple[str, ...]) -> bool:
         if value[at : at + width] == phrase:
             return True
     return False
-
-
-# Under IGNORECASE, `re` matches these four non-ASCII characters to ASCII letters; lower()
-# does not (a test finds them by brute force). Everything else that matches an ASCII
-# character case-insensitively is ASCII.
-_RE_FOLD_CHARS = {"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"}
-_RE_FOLD = str.maketrans(_RE_FOLD_CHARS)
-
-
-def _fold(text: str) -> str:
-    """Lower case, so that an ASCII literal the regex requires is found with `in`."""
-    if text.isascii() or not any(char in text for char in _RE_FOLD_CHARS):
-        return text.lower()  # translate() is slow on non-ASCII text: only when needed
-    return text.translate(_RE_FOLD).lower()
-
-
-_REGEX_SPECIAL = frozenset(".^$*+?{}[]|()\\")
-_ESCAPE_WITH_ARGUMENTS = frozenset("xuUN0123456789")  # \x41, \N{...}, \1: not plain text
-_VERBOSE_FLAG = re.compile(r"\(\?[a-zA-Z-]*x")
-
-
-@functools.lru_cache(maxsize=256)
-def _required_literals(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...]:
-    """For each top-level alternative of ``pattern``, lower-cased ASCII strings that each of
-    its matches contains; empty when some alternative has none (or the pattern is odd).
-
-    Conservative: only literal runs outside groups and classes count, a run ends before a
-    quantifier that may skip or repeat its last character, and verbose mode or an escape
-    with arguments gives up.
-    """
-    source = pattern.pattern
-    if pattern.flags & re.VERBOSE or _VERBOSE_FLAG.search(source):
-        return ()
-    branches: list[tuple[str, ...]] = []
-    runs: list[str] = []
-    run: list[str] = []
-    depth, i = 0, 0
-    while i < len(source):
-        char, i = source[i], i + 1
-        if char == "\\":
-            char, i = source[i : i + 1], i + 1
-            if char in _ESCAPE_WITH_ARGUMENTS:
-                return ()
-            if depth == 0 and char.isascii() and char.isprintable() and not char.isalnum():
-                run.append(char)  # \. \- \( and friends stand for themselves
-            else:
-                runs.append("".join(run))  # \b \d \s ...
-                run = []
-            continue
-        if char in "?*{" and run:
-            run.pop()  # the character before may be absent
-        elif depth == 0 and char not in _REGEX_SPECIAL and char.isascii() and char.isprintable():
-            run.append(char.lower())
-            continue
-        # Anything else ends the run ("x+" keeps its x but may repeat it).
-        runs.append("".join(run))
-        run = []
-        depth += (char == "(") - (char == ")")
-        if char == "[":
-            i = _class_end(source, i - 1)
-        elif char == "{":
-            i = source.find("}", i) + 1 or len(source)
-        elif char == "|" and depth == 0:
-            branches.append(_longest(runs))
-            runs = []
-    branches.append(_longest([*runs, "".join(run)]))
-    return () if () in branches else tuple(branches)
-
-
-def _longest(runs: list[str]) -> tuple[str, ...]:
-    return tuple(sorted((r for r in runs if len(r) >= 2), key=len, reverse=True)[:3])
-
-
-def _class_end(source: str, start: int) -> int:
-    """The index just past the character class that opens at ``start``."""
-    i = start + 1
-    if source[i : i + 1] == "^":
-        i += 1
-    if source[i : i + 1] == "]":
-        i += 1  # a leading "]" is a member
-    while i < len(source) and source[i] != "]":
-        i += 2 if source[i] == "\\" else 1
-    return i + 1
 
 
 _COMPARE: dict[str, Callable[[int, int], bool]] = {

@@ -43,6 +43,7 @@ from feedsync.store.rows import (
     to_row,
 )
 from feedsync.store.schema import MIGRATIONS, statements
+from feedsync.store.segments import SegmentTables
 from feedsync.store.sqlite import Connection, Transaction
 from feedsync.store.zotero import ZoteroTables
 from feedsync.text import normalize_title, title_key
@@ -97,7 +98,7 @@ class MatchUpdate:
     scope: frozenset[int] | set[int] | None = None
 
 
-class Store(ZoteroTables):
+class Store(SegmentTables, ZoteroTables):
     """A connection to the store; use as a context manager, one per thread."""
 
     def __init__(self, path: Path | str, *, clock: Clock = utcnow) -> None:

@@ -119,6 +119,17 @@ MIGRATIONS: tuple[str, ...] = (
         published = (SELECT published FROM papers WHERE papers.id = matches.paper_id);
     CREATE INDEX matches_newest ON matches (slug, featured DESC, published DESC, paper_id DESC);
     """,
+    # 6: word segments, the postings of each block of paper ids (feedsync/query/segment.py),
+    # so re-matching every paper reads them back instead of tokenizing the archive again.
+    # ``seq`` is the store's seq when the segment was built: papers changed since are stale.
+    """
+    CREATE TABLE word_segments (
+        first INTEGER PRIMARY KEY,
+        last INTEGER NOT NULL,
+        seq INTEGER NOT NULL,
+        data BLOB NOT NULL
+    );
+    """,
 )
 
 

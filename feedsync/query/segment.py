@@ -1,0 +1,285 @@
+"""Word segments: the postings of a block of papers, in a form that is cheap to store and
+to read back, and the index that queries a group of them (``SegmentIndex``).
+
+Re-matching a whole archive used to mean reading and tokenizing every paper again: 80% of
+the time. A segment keeps what tokenizing gave, so re-matching reads it back instead. Per
+field, a segment holds its words sorted and joined into one string, the start of each
+word's ids, and all ids in word order: three objects, so reading one back does not create
+an object per word; a word is found by bisection, a prefix is one slice, and a substring
+search runs over the joined words in C.
+
+What a segment cannot answer from postings (phrase order, regexes) is checked on the raw
+field values, taken from the documents at hand or read from the store by ``texts``.
+"""
+
+from __future__ import annotations
+
+import marshal
+import re
+from array import array
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from feedsync.query.index import _COMPARE, Index, _is_ascii, _spaced, words_containing
+from feedsync.query.regexes import fold, longest_word, regex_tester, required_literals
+from feedsync.query.words import FIELDS, Document, tokenize
+
+# Bump whenever tokenize() or the layout below changes: older segments are then rebuilt.
+SEGMENT_VERSION = 1
+
+# Raw values of one field for some documents, as Document.raw gives them.
+Texts = Callable[[str, Collection[int]], Mapping[int, tuple[str, ...]]]
+
+
+def _ids(values: Iterable[int]) -> array[int]:
+    return array("I", values)
+
+
+class Postings:
+    """One field of one segment: sorted words, and the ids of the documents holding each."""
+
+    __slots__ = ("_ids", "_joined", "_starts", "words")
+
+    def __init__(self, joined: str, starts: bytes, ids: bytes) -> None:
+        self._joined = joined + "\n" if joined else ""
+        self.words = joined.split("\n") if joined else []
+        self._starts = array("I")
+        self._starts.frombytes(starts)
+        self._ids = ids
+
+    @classmethod
+    def build(cls, postings: Mapping[str, list[int]]) -> Postings:
+        words = sorted(postings)
+        starts, ids, at = _ids([0]), _ids(()), 0
+        for word in words:
+            posting = postings[word]
+            ids.extend(posting)
+            at += len(posting)
+            starts.append(at)
+        return cls("\n".join(words), starts.tobytes(), ids.tobytes())
+
+    def dump(self) -> tuple[str, bytes, bytes]:
+        return self._joined[:-1], self._starts.tobytes(), self._ids
+
+    def _slice(self, first: int, last: int) -> bytes:
+        """The ids of words ``first`` to ``last`` (excluded), as packed bytes."""
+        size = self._starts.itemsize
+        return self._ids[size * self._starts[first] : size * self._starts[last]]
+
+    def word(self, word: str) -> bytes:
+        i = bisect_left(self.words, word)
+        if i < len(self.words) and self.words[i] == word:
+            return self._slice(i, i + 1)
+        return b""
+
+    def prefix(self, prefix: str) -> bytes:
+        words = self.words
+        first = last = bisect_left(words, prefix)
+        # Words with a prefix are consecutive in sorted order: one slice of ids.
+        while last < len(words) and words[last].startswith(prefix):
+            last += 1
+        return self._slice(first, last)
+
+    def containing(self, part: str) -> bytes:
+        return b"".join(map(self.word, words_containing(self._joined, part)))
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """The postings of a block of documents, with their ids and upvote counts.
+
+    ``odd`` holds, per field, the documents with non-ASCII raw text, which a regex shortcut
+    must read rather than trust the words for (see ``MemoryIndex._may_contain``).
+    """
+
+    ids: array[int]
+    upvotes: array[int]
+    fields: tuple[Postings, ...]
+    odd: tuple[array[int], ...]
+
+    @classmethod
+    def build(cls, docs: Mapping[int, Document]) -> Segment:
+        ordered = sorted(docs)
+        fields = []
+        for n in range(len(FIELDS)):
+            postings: defaultdict[str, list[int]] = defaultdict(list)
+            for doc_id in ordered:
+                values = docs[doc_id].fields()[n]
+                for token in set(values[0]) if len(values) == 1 else set().union(*values):
+                    postings[token].append(doc_id)
+            fields.append(Postings.build(postings))
+        return cls(
+            ids=_ids(ordered),
+            upvotes=array("q", (docs[i].upvotes for i in ordered)),
+            fields=tuple(fields),
+            odd=tuple(
+                _ids(i for i in ordered if not _is_ascii(docs[i].raw(field))) for field in FIELDS
+            ),
+        )
+
+    def to_bytes(self) -> bytes:
+        return marshal.dumps(
+            (
+                SEGMENT_VERSION,
+                self.ids.tobytes(),
+                self.upvotes.tobytes(),
+                tuple(p.dump() for p in self.fields),
+                tuple(o.tobytes() for o in self.odd),
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Segment:
+        """Raises ValueError on anything but a segment of this version."""
+        try:
+            version, ids, upvotes, fields, odd = marshal.loads(data)
+            if version != SEGMENT_VERSION or len(fields) != len(FIELDS):
+                raise ValueError(f"segment version {version!r}")
+            return cls(
+                ids=_unpack("I", ids),
+                upvotes=_unpack("q", upvotes),
+                fields=tuple(Postings(*f) for f in fields),
+                odd=tuple(_unpack("I", o) for o in odd),
+            )
+        except (EOFError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a word segment: {exc}") from exc
+
+
+def _unpack(code: str, data: bytes) -> array[int]:
+    out = array(code)
+    out.frombytes(data)
+    return out
+
+
+def _set(packed: bytes) -> set[int]:
+    return set(_unpack("I", packed))
+
+
+class SegmentIndex(Index):
+    """Queries over a group of segments: each postings lookup joins the segments' slices.
+
+    ``documents`` are documents at hand (a segment just built); for the others ``texts``
+    reads raw field values, only for phrase and regex candidates. Not thread-safe.
+    """
+
+    def __init__(
+        self,
+        segments: Sequence[Segment],
+        texts: Texts,
+        documents: Mapping[int, Document] | None = None,
+    ) -> None:
+        self._segments = segments
+        self._texts = texts
+        self._docs = documents or {}
+        self._field = {field: n for n, field in enumerate(FIELDS)}
+        self._all: set[int] | None = None
+        self._memo: dict[tuple[str, str, object], set[int]] = {}
+        self._raw: dict[str, dict[int, tuple[str, ...]]] = {f: {} for f in FIELDS}
+        self._folded: dict[str, dict[int, str]] = {f: {} for f in FIELDS}
+
+    def all_ids(self) -> set[int]:
+        if self._all is None:
+            self._all = set().union(*(s.ids for s in self._segments))
+        return self._all
+
+    def _join(self, field: str, part: Callable[[Postings], bytes]) -> set[int]:
+        n = self._field[field]
+        return _set(b"".join(part(s.fields[n]) for s in self._segments))
+
+    def term(self, field: str, token: str) -> set[int]:
+        key = ("term", field, token)
+        if key not in self._memo:
+            self._memo[key] = self._join(field, lambda p: p.word(token))
+        return self._memo[key]
+
+    def _containing(self, field: str, part: str) -> set[int]:
+        return self._join(field, lambda p: p.containing(part))
+
+    def prefix(self, field: str, prefix: str) -> set[int]:
+        key = ("prefix", field, prefix)
+        if key not in self._memo:
+            self._memo[key] = self._join(field, lambda p: p.prefix(prefix))
+        return self._memo[key]
+
+    def phrase(self, field: str, tokens: Sequence[str]) -> set[int]:
+        key = ("phrase", field, tuple(tokens))
+        if key not in self._memo:
+            phrase = tuple(tokens)
+            sets = sorted((self.term(field, t) for t in set(phrase)), key=len)
+            candidates = sets[0].intersection(*sets[1:]) if sets else set()
+            needle = _spaced((phrase,))
+            self._memo[key] = {
+                i
+                for i, values in self._values(field, candidates).items()
+                if needle in _spaced(values)
+            }
+        return self._memo[key]
+
+    def regex(self, field: str, pattern: re.Pattern[str]) -> set[int]:
+        key = ("regex", field, pattern)
+        if key not in self._memo:
+            branches = required_literals(pattern)
+            if branches:
+                candidates = set().union(*(self._may_contain(field, b) for b in branches))
+            else:
+                candidates = self.all_ids()
+            test = regex_tester(pattern)
+            self._memo[key] = {
+                i for i, raw in self._raw_values(field, candidates).items() if test(raw)
+            }
+        return self._memo[key]
+
+    def upvotes(self, op: str, n: int) -> set[int]:
+        key = ("upvotes", op, n)
+        if key not in self._memo:
+            compare = _COMPARE[op]
+            self._memo[key] = {
+                i
+                for s in self._segments
+                for i, votes in zip(s.ids, s.upvotes, strict=True)
+                if compare(votes, n)
+            }
+        return self._memo[key]
+
+    # -- reading documents back ---------------------------------------------------------------
+
+    def _raw_values(self, field: str, ids: Collection[int]) -> dict[int, tuple[str, ...]]:
+        cache, docs = self._raw[field], self._docs
+        missing = [i for i in ids if i not in cache and i not in docs]
+        if missing:
+            cache.update(self._texts(field, missing))
+        return {i: docs[i].raw(field) if i in docs else cache.get(i, ()) for i in ids}
+
+    def _values(self, field: str, ids: Collection[int]) -> dict[int, tuple[tuple[str, ...], ...]]:
+        """The words of each value of ``field``, as Document.values gives them."""
+        docs = self._docs
+        at_hand = {i: docs[i].values(field) for i in ids if i in docs}
+        others = [i for i in ids if i not in docs]
+        for i, raw in self._raw_values(field, others).items():
+            at_hand[i] = tuple(tuple(tokenize(value)) for value in raw)
+        return at_hand
+
+    def _may_contain(self, field: str, literals: tuple[str, ...]) -> set[int]:
+        """As ``MemoryIndex._may_contain``: a superset of the documents whose ``field``
+        holds every one of ``literals``, ignoring case."""
+        words = [word for word in map(longest_word, literals) if len(word) >= 3]
+        if not words:
+            return self._folded_with(field, literals, self.all_ids())
+        ascii_docs = set.intersection(*(self._containing(field, word) for word in words))
+        n = self._field[field]
+        odd = set().union(*(s.odd[n] for s in self._segments))
+        return ascii_docs | self._folded_with(field, literals, odd)
+
+    def _folded_with(self, field: str, literals: tuple[str, ...], ids: Collection[int]) -> set[int]:
+        folded = self._folded[field]
+        missing = [i for i in ids if i not in folded]
+        for i, raw in self._raw_values(field, missing).items():
+            folded[i] = fold("\n".join(raw))
+        first, *others = literals
+        return {
+            i
+            for i in ids
+            if first in (text := folded[i]) and all(other in text for other in others)
+        }

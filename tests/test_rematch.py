@@ -1,0 +1,180 @@
+"""Re-matching the whole store through word segments: always the answer of tokenizing every
+paper afresh, whatever changed since the segments were built, and no write when previewing."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feedsync import rematch
+from feedsync.models import Paper
+from feedsync.query import FIELDS, compile_query, document
+from feedsync.rematch import match_store
+from feedsync.store import Store
+from feedsync.topics import Topic, match
+
+_WORDS = ["sparse", "lattice", "planner", "Kelvin", "ıdle", "graph", "robot", "fast", "tiny"]
+_QUERIES = [
+    "sparse",
+    '"lattice planner"',
+    "grap*",
+    "/\\bkelvin/",
+    "/ıdle|robot s/",
+    "title:fast -tiny",
+    "author:robot OR org:graph",
+    "keyword:sparse AND upvotes:>=3",
+    "NOT planner",
+]
+
+
+@pytest.fixture(autouse=True)
+def _small_segments(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Blocks of 4 ids, segments of up to 2 blocks: a few dozen papers make many segments.
+    monkeypatch.setattr(rematch, "BLOCK", 4)
+    monkeypatch.setattr(rematch, "MAX_BLOCKS", 2)
+
+
+def topics() -> list[Topic]:
+    return [
+        Topic(f"t{n}", "", "", 10, False, "", compile_query(text))
+        for n, text in enumerate(_QUERIES)
+    ]
+
+
+def make_paper(n: int, rng: random.Random) -> Paper:
+    def text(count: int) -> str:
+        return " ".join(rng.choice(_WORDS) for _ in range(count))
+
+    return Paper(
+        key=f"2603.{n:05d}",
+        arxiv_id=f"2603.{n:05d}",
+        title=f"{text(3)} {n}",
+        abstract=text(rng.randint(0, 8)),
+        authors=tuple(text(2) for _ in range(rng.randint(0, 2))),
+        ai_keywords=tuple(text(1) for _ in range(rng.randint(0, 2))),
+        organization=rng.choice([None, text(1)]),
+        upvotes=rng.randint(0, 5),
+    )
+
+
+def afresh(store: Store) -> dict[str, set[int]]:
+    """The reference: every paper read and tokenized again."""
+    return match(topics(), store.documents())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "feedsync.sqlite3") as s:
+        rng = random.Random(1)
+        s.upsert(make_paper(n, rng) for n in range(30))
+        yield s
+
+
+def test_the_first_rematch_stores_segments_and_the_next_reads_them(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = afresh(store)
+    assert all(expected.values()) and min(map(len, expected.values())) < 30  # worth asking
+    assert match_store(topics(), store) == expected
+    # Ids 1-30: blocks of 4 complete up to id 27; 28-30 are the incomplete last block.
+    assert sorted(store.word_segments()) == [0, 8, 16, 24]
+    assert store.word_segments()[24][0] == 27
+    monkeypatch.setattr(rematch, "_build", None)  # reading back builds nothing
+    assert match_store(topics(), store) == expected
+
+
+def test_papers_changed_since_are_matched_afresh(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built = _built(store)
+    monkeypatch.setattr(rematch, "_build", None)  # from here on, nothing may be built
+    rng = random.Random(2)
+    # One changed paper per segment stays within what a segment tolerates.
+    store.upsert([make_paper(3, rng), make_paper(12, rng), make_paper(29, rng)])
+    assert match_store(topics(), store) == afresh(store)
+    assert store.word_segments() == built
+
+
+def test_a_segment_with_many_changes_is_built_again(store: Store) -> None:
+    before = _built(store)
+    rng = random.Random(3)
+    store.upsert([make_paper(n, rng) for n in (1, 2, 5)])
+    assert match_store(topics(), store) == afresh(store)
+    after = store.word_segments()
+    assert after[0][1] > before[0][1]  # rebuilt: a newer seq
+    assert {k: v for k, v in after.items() if k} == {k: v for k, v in before.items() if k}
+
+
+def test_new_papers_get_new_segments_once_their_blocks_are_complete(store: Store) -> None:
+    _built(store)
+    rng = random.Random(4)
+    store.upsert(make_paper(n, rng) for n in range(30, 41))  # ids 31-41
+    assert match_store(topics(), store) == afresh(store)
+    # 28-35 and 36-39 (segments are up to two blocks); 40-41 is the incomplete last block.
+    assert sorted(store.word_segments()) == [0, 8, 16, 24, 28, 36]
+    assert store.word_segments()[36][0] == 39
+
+
+def test_a_damaged_segment_is_built_again(store: Store) -> None:
+    _built(store)
+    db = sqlite3.connect(store.path)
+    with db:
+        db.execute("UPDATE word_segments SET data = x'00ff' WHERE first = 8")
+    db.close()
+    assert match_store(topics(), store) == afresh(store)
+    assert store.word_segment(8) != b"\x00\xff"
+
+
+def test_a_preview_writes_nothing(store: Store) -> None:
+    assert match_store(topics(), store, save=False) == afresh(store)
+    assert store.word_segments() == {}
+
+
+def test_an_empty_store_and_no_topics(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite3") as empty:
+        assert match_store(topics(), empty) == {t.slug: set() for t in topics()}
+        assert match_store([], empty) == {}
+
+
+def _built(store: Store) -> dict[int, tuple[int, int]]:
+    match_store(topics(), store)
+    return store.word_segments()
+
+
+_STEPS = st.lists(
+    st.tuples(st.sampled_from(["add", "change", "rematch"]), st.integers(1, 12), st.integers()),
+    min_size=1,
+    max_size=8,
+)
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(_STEPS)
+def test_rematching_always_equals_matching_afresh(steps: list[tuple[str, int, int]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "s.sqlite3") as store:
+        count = 0
+        for action, n, seed in steps:
+            rng = random.Random(seed)
+            if action == "add":
+                store.upsert(make_paper(count + i, rng) for i in range(n))
+                count += n
+            elif action == "change" and count:
+                store.upsert(make_paper(rng.randrange(count), rng) for _ in range(n))
+            assert match_store(topics(), store) == afresh(store)
+
+
+def test_field_texts_are_what_documents_hold(store: Store) -> None:
+    docs = {rowid: document(paper) for rowid, paper in store.documents()}
+    for field in FIELDS:
+        assert store.field_texts(field, docs) == {i: doc.raw(field) for i, doc in docs.items()}
