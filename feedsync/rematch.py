@@ -26,15 +26,17 @@ from feedsync.store import Store
 from feedsync.topics import Topic, match
 
 if TYPE_CHECKING:  # the query package loads only when a run matches
-    from feedsync.query import Document, Segment
+    from feedsync.query import MemoryIndex, Segment
 
 # Segments cover whole blocks of this many paper ids. The last, incomplete block is
 # tokenized on every re-match, so this bounds that work.
 BLOCK = 1024
 # A segment built now covers up to this many blocks (as many as are complete and have no
-# segment): fewer, larger segments are faster to query. It is also how many papers are
-# queried together, which bounds memory.
-MAX_BLOCKS = 16
+# segment): fewer, larger segments are faster to query; building one holds its papers'
+# documents and index in memory.
+MAX_BLOCKS = 8
+# Stored segments are queried in groups of up to this many papers: bounds memory.
+GROUP = 16 * BLOCK
 # Segment ids are packed as 32-bit unsigned integers.
 _MAX_ID = 2**32 - 1
 
@@ -54,28 +56,27 @@ def match_store(topics: Sequence[Topic], store: Store, *, save: bool = True) -> 
     complete = (last_id + 1) // BLOCK * BLOCK  # ids below this are in complete blocks
     stale: set[int] = set()
     group: list[Segment] = []
-    at_hand: dict[int, Document] = {}
-    size = 0
 
     def select() -> None:
-        index = SegmentIndex(group, store.field_texts, at_hand)
+        index = SegmentIndex(group, store.field_texts)
         for topic in topics:
             found[topic.slug] |= topic.query.select(index)
         group.clear()
-        at_hand.clear()
 
     # As in topics.match: postings are millions of small objects without cycles.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        for segment, docs, changed in _segments(store, complete, save=save):
+        for segment, built, changed in _segments(store, complete, save=save):
+            if built is not None:  # just built: its documents answer faster than reading back
+                for topic in topics:
+                    found[topic.slug] |= topic.query.select(built)
+                del segment, built  # before the next one is built
+                continue
             group.append(segment)
-            at_hand.update(docs)
             stale |= changed
-            size += len(segment.ids)
-            if size >= MAX_BLOCKS * BLOCK:
+            if sum(len(s.ids) for s in group) >= GROUP:
                 select()
-                size = 0
         if group:
             select()
     finally:
@@ -91,9 +92,9 @@ def match_store(topics: Sequence[Topic], store: Store, *, save: bool = True) -> 
 
 def _segments(
     store: Store, complete: int, *, save: bool
-) -> Iterator[tuple[Segment, dict[int, Document], set[int]]]:
-    """Segments covering ids 0 to ``complete`` - 1, each with the documents it was built
-    from (if it was built now) and the ids of papers changed since it was built.
+) -> Iterator[tuple[Segment, MemoryIndex | None, set[int]]]:
+    """Segments covering ids 0 to ``complete`` - 1, each with the index it was built from
+    (if it was built now) and the ids of the papers changed since it was built.
 
     A stored segment is used unless more than an eighth of its papers changed since it was
     built, or it is of another version; then it is built again over the same ids. Ids no
@@ -109,13 +110,14 @@ def _segments(
             last, seq = known
             changed = store.changed_between(first, last, seq)
             data = store.word_segment(first) if len(changed) <= (last - first + 1) // 8 else None
-            if data is not None:
-                try:
-                    yield Segment.from_bytes(data), {}, changed
-                    first = last + 1
-                    continue
-                except ValueError:
-                    pass  # another version, or damaged: built again below
+            try:
+                segment = Segment.from_bytes(data) if data is not None else None
+            except ValueError:
+                segment = None  # another version, or damaged: built again
+            if segment is not None:
+                yield segment, None, changed
+                first = last + 1
+                continue
         else:
             last = first + BLOCK - 1
             while (
@@ -124,21 +126,22 @@ def _segments(
                 and (last + 1 - first) < MAX_BLOCKS * BLOCK
             ):
                 last += BLOCK
-        yield _build(store, first, last, save=save)
+        yield *_build(store, first, last, save=save), set()
         first = last + 1
 
 
-def _build(
-    store: Store, first: int, last: int, *, save: bool
-) -> tuple[Segment, dict[int, Document], set[int]]:
-    from feedsync.query import Segment, document
+def _build(store: Store, first: int, last: int, *, save: bool) -> tuple[Segment, MemoryIndex]:
+    from feedsync.query import MemoryIndex, Segment, document
 
     seq = store.seq  # read first: a paper changed while reading counts as changed
-    docs = {rowid: document(paper) for rowid, paper in store.documents_between(first, last)}
-    segment = Segment.build(docs)
+    # Tokenized first, then indexed: feeding the index as papers are read is 20% slower
+    # (measured on 50,000 papers; the two interleave their allocations).
+    docs = [(rowid, document(paper)) for rowid, paper in store.documents_between(first, last)]
+    index = MemoryIndex(docs)
+    segment = Segment.of(index)
     if save:
         store.save_word_segment(first, last, seq, segment.to_bytes())
-    return segment, docs, set()
+    return segment, index
 
 
 def _papers(store: Store, ids: set[int], first: int, last: int) -> Iterator[tuple[int, Paper]]:

@@ -793,25 +793,24 @@ def test_matches_and_select_agree(
 
 def _segments(docs: dict[int, Document]) -> SegmentIndex:
     """``docs`` in two stored segments (read back from bytes), whose raw text is read on
-    demand, as re-matching the store does; one document is at hand instead."""
+    demand, as re-matching the store does."""
     ids = sorted(docs)
     halves = [
         {i: docs[i] for i in ids[: len(ids) // 2]},
         {i: docs[i] for i in ids[len(ids) // 2 :]},
     ]
-    segments = [Segment.from_bytes(Segment.build(half).to_bytes()) for half in halves]
+    segments = [Segment.from_bytes(Segment.of(MemoryIndex(half)).to_bytes()) for half in halves]
 
     def texts(field: str, wanted: Collection[int]) -> dict[int, tuple[str, ...]]:
         assert wanted, "texts are read only for some candidates"
         return {i: docs[i].raw(field) for i in wanted}
 
-    at_hand = {ids[0]: docs[ids[0]]} if ids else {}
-    return SegmentIndex(segments, texts, at_hand)
+    return SegmentIndex(segments, texts)
 
 
 def test_segments_read_back_what_was_built() -> None:
     docs = corpus()
-    segment = Segment.build(docs)
+    segment = Segment.of(MemoryIndex(docs))
     again = Segment.from_bytes(segment.to_bytes())
     assert list(again.ids) == sorted(docs)
     assert [p.words for p in again.fields] == [p.words for p in segment.fields]

@@ -122,6 +122,13 @@ class MemoryIndex(Index):
     def all_ids(self) -> set[int]:
         return self._ids
 
+    def documents(self) -> Mapping[int, Document]:
+        return self._docs
+
+    def postings(self, field: str) -> Mapping[str, list[int]]:
+        """Each word of ``field`` and the ids of the documents that hold it (do not modify)."""
+        return self._postings[field]
+
     def term(self, field: str, token: str) -> set[int]:
         key = ("term", field, token)
         if key not in self._memo:

@@ -18,13 +18,20 @@ import marshal
 import re
 from array import array
 from bisect import bisect_left
-from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain
 
-from feedsync.query.index import _COMPARE, Index, _is_ascii, _spaced, words_containing
+from feedsync.query.index import (
+    _COMPARE,
+    Index,
+    MemoryIndex,
+    _is_ascii,
+    _spaced,
+    words_containing,
+)
 from feedsync.query.regexes import fold, longest_word, regex_tester, required_literals
-from feedsync.query.words import FIELDS, Document, tokenize
+from feedsync.query.words import FIELDS, tokenize
 
 # Bump whenever tokenize() or the layout below changes: older segments are then rebuilt.
 SEGMENT_VERSION = 1
@@ -52,12 +59,9 @@ class Postings:
     @classmethod
     def build(cls, postings: Mapping[str, list[int]]) -> Postings:
         words = sorted(postings)
-        starts, ids, at = _ids([0]), _ids(()), 0
-        for word in words:
-            posting = postings[word]
-            ids.extend(posting)
-            at += len(posting)
-            starts.append(at)
+        lists = list(map(postings.__getitem__, words))
+        starts = _ids(accumulate(map(len, lists), initial=0))
+        ids = _ids(chain.from_iterable(lists))
         return cls("\n".join(words), starts.tobytes(), ids.tobytes())
 
     def dump(self) -> tuple[str, bytes, bytes]:
@@ -100,20 +104,14 @@ class Segment:
     odd: tuple[array[int], ...]
 
     @classmethod
-    def build(cls, docs: Mapping[int, Document]) -> Segment:
+    def of(cls, index: MemoryIndex) -> Segment:
+        """The segment of everything ``index`` holds: its postings, packed."""
+        docs = index.documents()
         ordered = sorted(docs)
-        fields = []
-        for n in range(len(FIELDS)):
-            postings: defaultdict[str, list[int]] = defaultdict(list)
-            for doc_id in ordered:
-                values = docs[doc_id].fields()[n]
-                for token in set(values[0]) if len(values) == 1 else set().union(*values):
-                    postings[token].append(doc_id)
-            fields.append(Postings.build(postings))
         return cls(
             ids=_ids(ordered),
             upvotes=array("q", (docs[i].upvotes for i in ordered)),
-            fields=tuple(fields),
+            fields=tuple(Postings.build(index.postings(field)) for field in FIELDS),
             odd=tuple(
                 _ids(i for i in ordered if not _is_ascii(docs[i].raw(field))) for field in FIELDS
             ),
@@ -160,19 +158,13 @@ def _set(packed: bytes) -> set[int]:
 class SegmentIndex(Index):
     """Queries over a group of segments: each postings lookup joins the segments' slices.
 
-    ``documents`` are documents at hand (a segment just built); for the others ``texts``
-    reads raw field values, only for phrase and regex candidates. Not thread-safe.
+    Raw field values are read with ``texts``, only for phrase and regex candidates. Not
+    thread-safe.
     """
 
-    def __init__(
-        self,
-        segments: Sequence[Segment],
-        texts: Texts,
-        documents: Mapping[int, Document] | None = None,
-    ) -> None:
+    def __init__(self, segments: Sequence[Segment], texts: Texts) -> None:
         self._segments = segments
         self._texts = texts
-        self._docs = documents or {}
         self._field = {field: n for n, field in enumerate(FIELDS)}
         self._all: set[int] | None = None
         self._memo: dict[tuple[str, str, object], set[int]] = {}
@@ -246,20 +238,18 @@ class SegmentIndex(Index):
     # -- reading documents back ---------------------------------------------------------------
 
     def _raw_values(self, field: str, ids: Collection[int]) -> dict[int, tuple[str, ...]]:
-        cache, docs = self._raw[field], self._docs
-        missing = [i for i in ids if i not in cache and i not in docs]
+        cache = self._raw[field]
+        missing = [i for i in ids if i not in cache]
         if missing:
             cache.update(self._texts(field, missing))
-        return {i: docs[i].raw(field) if i in docs else cache.get(i, ()) for i in ids}
+        return {i: cache.get(i, ()) for i in ids}
 
     def _values(self, field: str, ids: Collection[int]) -> dict[int, tuple[tuple[str, ...], ...]]:
         """The words of each value of ``field``, as Document.values gives them."""
-        docs = self._docs
-        at_hand = {i: docs[i].values(field) for i in ids if i in docs}
-        others = [i for i in ids if i not in docs]
-        for i, raw in self._raw_values(field, others).items():
-            at_hand[i] = tuple(tuple(tokenize(value)) for value in raw)
-        return at_hand
+        return {
+            i: tuple(tuple(tokenize(value)) for value in raw)
+            for i, raw in self._raw_values(field, ids).items()
+        }
 
     def _may_contain(self, field: str, literals: tuple[str, ...]) -> set[int]:
         """As ``MemoryIndex._may_contain``: a superset of the documents whose ``field``
