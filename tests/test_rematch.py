@@ -7,7 +7,9 @@ import random
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -178,3 +180,38 @@ def test_field_texts_are_what_documents_hold(store: Store) -> None:
     docs = {rowid: document(paper) for rowid, paper in store.documents()}
     for field in FIELDS:
         assert store.field_texts(field, docs) == {i: doc.raw(field) for i, doc in docs.items()}
+
+
+def test_segments_built_in_worker_processes_answer_the_same(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rematch, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(rematch, "_cpus", lambda: 2)
+    workers: list[int] = []
+    spawn = rematch._build_in_workers
+
+    def counted(*args: Any) -> list[rematch.Built]:
+        workers.append(args[-1])
+        return spawn(*args)
+
+    monkeypatch.setattr(rematch, "_build_in_workers", counted)
+    assert match_store(topics(), store) == afresh(store)
+    assert workers == [2]
+    assert sorted(store.word_segments()) == [0, 8, 16, 24]
+    monkeypatch.setattr(rematch, "_build", None)  # what the workers stored reads back
+    assert match_store(topics(), store) == afresh(store)
+
+
+def test_when_worker_processes_fail_segments_are_built_here(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(rematch, "PARALLEL_MIN", 0)
+    monkeypatch.setattr(rematch, "_cpus", lambda: 2)
+
+    def broken(*args: object) -> list[rematch.Built]:
+        raise BrokenProcessPool("a worker was killed")
+
+    monkeypatch.setattr(rematch, "_build_in_workers", broken)
+    assert match_store(topics(), store) == afresh(store)
+    assert sorted(store.word_segments()) == [0, 8, 16, 24]
+    assert "in worker processes failed (a worker was killed)" in caplog.text

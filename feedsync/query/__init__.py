@@ -55,7 +55,7 @@ value, an invalid regex, a misplaced or too short wildcard, nesting over 100 lev
 from __future__ import annotations
 
 from feedsync.query.index import Index, MemoryIndex
-from feedsync.query.segment import Segment, SegmentIndex
+from feedsync.query.segment import Segment, SegmentBuilder, SegmentIndex
 from feedsync.query.tree import (
     And,
     Leaf,
@@ -102,6 +102,7 @@ __all__ = [
     "Query",
     "Regex",
     "Segment",
+    "SegmentBuilder",
     "SegmentIndex",
     "Term",
     "Texts",
