@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 
 from tests.bench.archive import build_archive, topic_queries, topics_toml
 from tests.fakes.hf_api import FakeHF
+from tests.memory import TreePeak
 
 FEEDSYNC = [sys.executable, "-m", "feedsync"]
 
@@ -67,6 +69,9 @@ class Measured:
     cpu: float
     max_rss_mb: float
     returncode: int
+    # Peak of the summed RSS of the command and its worker processes (sampled); 0 if not
+    # asked for.
+    tree_rss_mb: float
     stdout: str
     stderr: str
 
@@ -101,16 +106,22 @@ def command_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured:
-    """Run a command: its own wall time, CPU time and peak RSS, and its output."""
+def run_measured(
+    args: list[str], env: dict[str, str] | None = None, *, tree: bool = False
+) -> Measured:
+    """Run a command: its own wall time, CPU time (its workers' included) and peak RSS,
+    and its output; with ``tree``, also the peak of its and its workers' RSS summed."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as tmp:
         figures = Path(tmp.name)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             [sys.executable, "-S", "-c", LAUNCHER, str(figures), *args],
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             env=command_env(env),
         )
+        with TreePeak(proc.pid) if tree else nullcontext() as peak:
+            stdout, stderr = proc.communicate()
         m = json.loads(figures.read_text())
     finally:
         figures.unlink(missing_ok=True)
@@ -120,8 +131,9 @@ def run_measured(args: list[str], env: dict[str, str] | None = None) -> Measured
         cpu=m["cpu"],
         max_rss_mb=m["rss"] / 1024,
         returncode=m["code"],
-        stdout=proc.stdout.decode(),
-        stderr=proc.stderr.decode(),
+        stdout=stdout.decode(),
+        stderr=stderr.decode(),
+        tree_rss_mb=peak.peak_kb / 1024 if peak else 0.0,
     )
 
 

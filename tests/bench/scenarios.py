@@ -55,18 +55,24 @@ def backfill(ctx: Context) -> dict[str, Any]:
     days = sorted(ctx.archive.days)
     ctx.hf.reset_log()
     before = time.time()
-    m = run_measured(_cli(ctx, "backfill", "--since", str(days[0]), "--until", str(days[-1])))
+    args = _cli(ctx, "backfill", "--since", str(days[0]), "--until", str(days[-1]))
+    m = run_measured(args, tree=True)
     assert m.returncode == 0, m.stderr[-2000:]
+    # Matching builds word segments in worker processes: the memory that counts is theirs
+    # and the command's together, sampled; the command's own peak is reported beside it.
+    peak = max(m.max_rss_mb, m.tree_rss_mb)
     return {
         "name": "backfill",
-        "result": f"{m.wall:.1f} s, {m.max_rss_mb:.0f} MB",
+        "result": f"{m.wall:.1f} s, {peak:.0f} MB",
         "target": "<= 20 s, <= 300 MB",
         "wall_s": round(m.wall, 2),
         "cpu_s": round(m.cpu, 2),
-        "peak_rss_mb": round(m.max_rss_mb, 1),
+        "peak_rss_mb": round(peak, 1),
+        "main_process_peak_rss_mb": round(m.max_rss_mb, 1),
         "requests": len(ctx.hf.requests),
         "files_written": files_newer_than(home / "feeds", before),
-        "details": f"{len(ctx.hf.requests)} requests, cpu {m.cpu:.1f} s",
+        "details": f"{len(ctx.hf.requests)} requests, cpu {m.cpu:.1f} s (workers included); "
+        f"peak RSS of all processes at once {m.tree_rss_mb:.0f} MB, main process {m.max_rss_mb:.0f} MB",
         "report": m.stdout.strip().splitlines(),
     }
 
