@@ -172,29 +172,32 @@ def _select_stored(
 def _build_all(
     store: Store, topics: Sequence[Topic], ranges: list[tuple[int, int]]
 ) -> Iterator[Built]:
-    """The segments of ``ranges``, built in worker processes when that pays off."""
+    """The segments of ``ranges``, built in worker processes when that pays off; if the
+    workers fail, those not built yet are built in this process."""
+    done: set[int] = set()
     workers = min(_cpus(), len(ranges))
     papers = sum(last - first + 1 for first, last in ranges)
     if workers > 1 and papers >= PARALLEL_MIN:
         try:
-            yield from _build_in_workers(store.path, topics, ranges, workers)
-            return
+            for built in _build_in_workers(store.path, topics, ranges, workers):
+                done.add(built.first)
+                yield built
         except (OSError, BrokenProcessPool) as exc:  # no /dev/shm, a worker killed, ...
             log.warning("building word segments in worker processes failed (%s); in this one", exc)
     for first, last in ranges:
-        yield _build(store, topics, first, last)
+        if first not in done:
+            yield _build(store, topics, first, last)
 
 
 def _build_in_workers(
     path: Path, topics: Sequence[Topic], ranges: list[tuple[int, int]], workers: int
-) -> list[Built]:
+) -> Iterator[Built]:
     # "spawn": a fresh interpreter, never a fork of a process that may have threads running
-    # (the daemon's scheduler). Results are gathered before any is used, so a failure
-    # midway leaves nothing half done.
+    # (the daemon's scheduler). Results come in order, each used as it arrives.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         firsts, lasts = zip(*ranges, strict=True)
-        return list(pool.map(_build_at, repeat(str(path)), repeat(list(topics)), firsts, lasts))
+        yield from pool.map(_build_at, repeat(str(path)), repeat(list(topics)), firsts, lasts)
 
 
 def _build_at(path: str, topics: list[Topic], first: int, last: int) -> Built:

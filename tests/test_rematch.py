@@ -190,7 +190,7 @@ def test_segments_built_in_worker_processes_answer_the_same(
     workers: list[int] = []
     spawn = rematch._build_in_workers
 
-    def counted(*args: Any) -> list[rematch.Built]:
+    def counted(*args: Any) -> Iterator[rematch.Built]:
         workers.append(args[-1])
         return spawn(*args)
 
@@ -208,10 +208,20 @@ def test_when_worker_processes_fail_segments_are_built_here(
     monkeypatch.setattr(rematch, "PARALLEL_MIN", 0)
     monkeypatch.setattr(rematch, "_cpus", lambda: 2)
 
-    def broken(*args: object) -> list[rematch.Built]:
+    build = rematch._build
+    here: list[int] = []
+
+    def broken(*args: object) -> Iterator[rematch.Built]:
+        yield build(store, topics(), 0, 7)  # one arrives, then the pool breaks
         raise BrokenProcessPool("a worker was killed")
 
+    def counted(store: Store, topics: list[Topic], first: int, last: int) -> rematch.Built:
+        here.append(first)
+        return build(store, topics, first, last)
+
     monkeypatch.setattr(rematch, "_build_in_workers", broken)
+    monkeypatch.setattr(rematch, "_build", counted)
     assert match_store(topics(), store) == afresh(store)
+    assert here == [8, 16, 24]  # the rest, each once
     assert sorted(store.word_segments()) == [0, 8, 16, 24]
     assert "in worker processes failed (a worker was killed)" in caplog.text
