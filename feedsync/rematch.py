@@ -20,11 +20,8 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain, repeat
@@ -178,6 +175,9 @@ def _build_all(
     workers = min(_cpus(), len(ranges))
     papers = sum(last - first + 1 for first, last in ranges)
     if workers > 1 and papers >= PARALLEL_MIN:
+        # Imported here: a run that builds nothing in workers should not pay for them.
+        from concurrent.futures.process import BrokenProcessPool
+
         try:
             for built in _build_in_workers(store.path, topics, ranges, workers):
                 done.add(built.first)
@@ -192,6 +192,9 @@ def _build_all(
 def _build_in_workers(
     path: Path, topics: Sequence[Topic], ranges: list[tuple[int, int]], workers: int
 ) -> Iterator[Built]:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # "spawn": a fresh interpreter, never a fork of a process that may have threads running
     # (the daemon's scheduler). Results come in order, each used as it arrives.
     context = multiprocessing.get_context("spawn")

@@ -89,3 +89,28 @@ def test_unknown_command_is_a_usage_error() -> None:
     assert out.returncode == 2
     assert "No such command" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_an_idle_run_loads_none_of_the_heavy_modules(tmp_path: Path) -> None:
+    """Start-up is most of an idle hourly run: what it does not need, it must not import."""
+    import shutil
+
+    config = tmp_path / "config" / "demo.toml"
+    shutil.copytree(ROOT / "config", config.parent)
+    heavy = [
+        "feedgen", "lxml", "pyzotero", "apscheduler", "uvicorn", "starlette", "pydantic",
+        "multiprocessing", "concurrent.futures.process", "feedsync.query", "feedsync.parsers",
+    ]  # fmt: skip
+    code = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: print(sorted(m for m in {heavy!r} if m in sys.modules)))\n"
+        "from feedsync.cli import main\n"
+        f"main(['--config', {str(config)!r}, 'run'])\n"
+    )
+    for _ in ("first run", "idle run"):
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        loaded = out.stdout.strip().splitlines()[-1]
+    assert "0 written" in out.stdout and loaded == "[]", out.stdout
