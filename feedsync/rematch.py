@@ -182,7 +182,8 @@ def _build_all(
             for built in _build_in_workers(store.path, topics, ranges, workers):
                 done.add(built.first)
                 yield built
-        except (OSError, BrokenProcessPool) as exc:  # no /dev/shm, a worker killed, ...
+        except (OSError, NotImplementedError, BrokenProcessPool) as exc:
+            # No /dev/shm, no working sem_open on this platform, a worker killed, ...
             log.warning("building word segments in worker processes failed (%s); in this one", exc)
     for first, last in ranges:
         if first not in done:
