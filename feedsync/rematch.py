@@ -21,6 +21,8 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -199,9 +201,30 @@ def _build_in_workers(
     # "spawn": a fresh interpreter, never a fork of a process that may have threads running
     # (the daemon's scheduler). Results come in order, each used as it arrives.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         firsts, lasts = zip(*ranges, strict=True)
         yield from pool.map(_build_at, repeat(str(path)), repeat(list(topics)), firsts, lasts)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Set up in each worker: end it as soon as the process that started it is gone.
+
+    A killed run (the OOM killer, SIGKILL) would otherwise leave its workers waiting
+    forever for work, each holding its memory: they share the queue's pipe, so none of them
+    ever reads end-of-file.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _build_at(path: str, topics: list[Topic], first: int, last: int) -> Built:

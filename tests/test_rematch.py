@@ -225,3 +225,50 @@ def test_when_worker_processes_fail_segments_are_built_here(
     assert here == [8, 16, 24]  # the rest, each once
     assert sorted(store.word_segments()) == [0, 8, 16, 24]
     assert "in worker processes failed (a worker was killed)" in caplog.text
+
+
+def test_workers_end_when_the_process_that_started_them_is_killed(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    middle = (
+        "import multiprocessing, os, sys, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from feedsync.rematch import exit_with_parent\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'),\n"
+        "        initializer=exit_with_parent, initargs=(os.getpid(),))\n"
+        "    pids = [pool.submit(os.getpid).result() for _ in range(4)]\n"
+        "    pool.submit(time.sleep, 60)\n"
+        "    print(*sorted(set(pids)), flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    script = tmp_path / "middle.py"
+    script.write_text(middle)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    workers = [int(pid) for pid in proc.stdout.readline().split()]
+    assert workers
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    deadline = time.monotonic() + 5
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [pid for pid in workers if _running(pid)]
+    assert alive == []
+
+
+def _running(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A worker that ended is reaped by init; until then it is a zombie, which has ended.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
