@@ -826,3 +826,18 @@ def test_segments_read_back_what_was_built() -> None:
 def test_a_damaged_or_foreign_segment_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError, match="not a word segment"):
         Segment.from_bytes(data)
+
+
+def test_a_segment_whose_parts_do_not_fit_is_refused() -> None:
+    data = Segment.of(MemoryIndex(corpus())).to_bytes()
+    version, ids, upvotes, fields, odd = marshal.loads(data)
+    words, starts, postings = fields[0]
+    unsorted = "\n".join(reversed(words.split("\n")))
+    for broken in (
+        (version, ids, upvotes[:-8], fields, odd),  # one count short
+        (version, ids, upvotes, ((words, starts[:-4], postings), *fields[1:]), odd),
+        (version, ids, upvotes, ((words, starts, postings[:-4]), *fields[1:]), odd),
+        (version, ids, upvotes, ((unsorted, starts, postings), *fields[1:]), odd),
+    ):
+        with pytest.raises(ValueError, match="not a word segment"):
+            Segment.from_bytes(marshal.dumps(broken))

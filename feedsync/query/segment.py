@@ -65,6 +65,18 @@ class Postings:
         ids = _ids(chain.from_iterable(lists))
         return cls("\n".join(words), starts.tobytes(), ids.tobytes())
 
+    def check(self) -> None:
+        """Raise ValueError unless words, starts and ids fit together (a damaged segment
+        would otherwise fail, or answer wrongly, only once queried)."""
+        starts, size = self._starts, self._starts.itemsize
+        if (
+            len(starts) != len(self.words) + 1
+            or starts[0] != 0
+            or starts[-1] * size != len(self._ids)
+            or self.words != sorted(self.words)
+        ):
+            raise ValueError("words, starts and ids do not fit together")
+
     def dump(self) -> tuple[str, bytes, bytes]:
         return self._joined[:-1], self._starts.tobytes(), self._ids
 
@@ -129,12 +141,17 @@ class Segment:
             version, ids, upvotes, fields, odd = marshal.loads(data)
             if version != SEGMENT_VERSION or len(fields) != len(FIELDS):
                 raise ValueError(f"segment version {version!r}")
-            return cls(
+            segment = cls(
                 ids=_unpack("I", ids),
                 upvotes=_unpack("q", upvotes),
                 fields=tuple(Postings(*f) for f in fields),
                 odd=tuple(_unpack("I", o) for o in odd),
             )
+            if len(segment.upvotes) != len(segment.ids) or len(segment.odd) != len(FIELDS):
+                raise ValueError("ids and counts differ in length")
+            for postings in segment.fields:
+                postings.check()
+            return segment
         except (EOFError, TypeError, ValueError) as exc:
             raise ValueError(f"not a word segment: {exc}") from exc
 
