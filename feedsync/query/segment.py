@@ -35,7 +35,8 @@ from feedsync.query.regexes import fold, longest_word, regex_tester, required_li
 from feedsync.query.words import FIELDS, tokenize
 
 # Bump whenever tokenize() or the layout below changes: older segments are then rebuilt.
-SEGMENT_VERSION = 1
+# marshal's own format version is part of it: the format may change between Pythons.
+SEGMENT_VERSION = (1, marshal.version)
 
 # Raw values of one field for some documents, as Document.raw gives them.
 Texts = Callable[[str, Collection[int]], Mapping[int, tuple[str, ...]]]
@@ -139,7 +140,7 @@ class Segment:
         """Raises ValueError on anything but a segment of this version."""
         try:
             version, ids, upvotes, fields, odd = marshal.loads(data)
-            if version != SEGMENT_VERSION or len(fields) != len(FIELDS):
+            if tuple(version) != SEGMENT_VERSION or len(fields) != len(FIELDS):
                 raise ValueError(f"segment version {version!r}")
             segment = cls(
                 ids=_unpack("I", ids),
