@@ -147,8 +147,7 @@ class MemoryIndex(Index):
         key = ("phrase", field, tuple(tokens))
         if key not in self._memo:
             phrase = tuple(tokens)
-            sets = sorted((self.term(field, t) for t in set(phrase)), key=len)
-            candidates = sets[0].intersection(*sets[1:]) if sets else set()
+            candidates = phrase_candidates(self, field, phrase)
             needle, docs, spaced = _spaced((phrase,)), self._docs, self._spaced[field]
             found = set()
             for i in candidates:
@@ -227,6 +226,12 @@ class MemoryIndex(Index):
             for i, text in self._folded[key].items()
             if first in text and all(other in text for other in others)
         }
+
+
+def phrase_candidates(index: Index, field: str, phrase: tuple[str, ...]) -> set[int]:
+    """The documents that hold every word of ``phrase`` (a new set): those to check for it."""
+    sets = sorted((index.term(field, t) for t in set(phrase)), key=len)
+    return sets[0].intersection(*sets[1:]) if sets else set()
 
 
 def words_containing(joined: str, part: str) -> list[str]:

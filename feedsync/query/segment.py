@@ -29,6 +29,7 @@ from feedsync.query.index import (
     MemoryIndex,
     _is_ascii,
     _spaced,
+    phrase_candidates,
     words_containing,
 )
 from feedsync.query.regexes import fold, longest_word, regex_tester, required_literals
@@ -239,8 +240,7 @@ class SegmentIndex(Index):
         key = ("phrase", field, tuple(tokens))
         if key not in self._memo:
             phrase = tuple(tokens)
-            sets = sorted((self.term(field, t) for t in set(phrase)), key=len)
-            candidates = sets[0].intersection(*sets[1:]) if sets else set()
+            candidates = phrase_candidates(self, field, phrase)
             needle = _spaced((phrase,))
             self._memo[key] = {
                 i
