@@ -227,6 +227,29 @@ def test_changed_query_rematches_everything(tmp_path: Path, hf: FakeHF) -> None:
     assert report.topics["reasoning"].matches == 1
 
 
+def test_a_changed_query_reads_the_word_segments_of_earlier_runs(
+    tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsync import rematch
+    from feedsync.topics import build_topics, match
+
+    monkeypatch.setattr(rematch, "BLOCK", 2)  # the handful of papers here make segments
+    config = make_config(tmp_path, hf)
+    do_run(config)  # every topic is new: matched whole, segments built and stored
+    with Store(config.store_path) as store:
+        assert store.word_segments()
+    monkeypatch.setattr(rematch, "_build", None)  # from here on nothing may be built
+    changed = make_config(
+        tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "lattice OR robot*"\n'
+    )
+    report = do_run(changed, offline=True)
+    with Store(config.store_path) as store:
+        expected = match(build_topics(changed), store.documents())["reasoning"]
+    assert report.topics["reasoning"].matches == len(expected) > 1
+    titles = {e.title for e in read(changed.output_dir / "reasoning.atom").entries}
+    assert len(titles) == len(expected)
+
+
 def test_html_pages_source(tmp_path: Path, hf: FakeHF) -> None:
     config = make_config(tmp_path, hf, kind="hf-html")
     report = do_run(config)
