@@ -8,7 +8,10 @@ import unicodedata
 
 # Everything outside the XML 1.0 Char production: C0 controls except tab/newline/CR,
 # surrogates (lone ones cannot be encoded) and the two non-characters U+FFFE/U+FFFF.
-_NOT_XML_CHAR = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Written as the characters it drops rather than the complement of those it keeps: the
+# same set (a test checks every code point), compiled in a tenth of the time (3.4 ms,
+# paid by every command at start-up).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NOT_ALNUM = re.compile(r"[\W_]+")
 ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})$", re.IGNORECASE)
 
