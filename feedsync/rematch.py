@@ -21,6 +21,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -212,12 +213,17 @@ def _build_in_workers(
 
 
 def exit_with_parent(parent: int) -> None:
-    """Set up in each worker: end it as soon as the process that started it is gone.
+    """Set up in each worker: its life is its parent's.
 
-    A killed run (the OOM killer, SIGKILL) would otherwise leave its workers waiting
-    forever for work, each holding its memory: they share the queue's pipe, so none of them
-    ever reads end-of-file.
+    Ctrl-C and a service manager's SIGTERM reach the whole process group; the run decides
+    what to do (stop between stages, or finish the pass), so workers ignore both rather
+    than die mid-segment and make the run build it again. And a worker ends as soon as the
+    process that started it is gone: a killed run (the OOM killer, SIGKILL) would otherwise
+    leave its workers waiting forever for work, each holding its memory, since they share
+    the queue's pipe and none of them ever reads end-of-file.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     def watch() -> None:
         while os.getppid() == parent:
