@@ -98,16 +98,18 @@ def match_store(topics: Sequence[Topic], store: Store, *, save: bool = True) -> 
     return found
 
 
-def _plan(store: Store, complete: int) -> tuple[list[int], list[tuple[int, int]], set[int]]:
-    """Which stored segments to read (their first ids), which id ranges to build, and the
-    papers changed since the segments to read were built.
+def _plan(
+    store: Store, complete: int
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]], set[int]]:
+    """Which stored segments to read and which to build (id ranges), and the papers changed
+    since the segments to read were built.
 
     A stored segment is read unless more than an eighth of its papers changed since it was
     built, or it cannot be read; then it is built again over the same ids. Ids no segment
     covers get new segments of up to MAX_BLOCKS blocks.
     """
     stored = store.word_segments()
-    usable: list[int] = []
+    usable: list[tuple[int, int]] = []
     to_build: list[tuple[int, int]] = []
     stale: set[int] = set()
     first = 0
@@ -117,7 +119,7 @@ def _plan(store: Store, complete: int) -> tuple[list[int], list[tuple[int, int]]
             last, seq = known
             changed = store.changed_between(first, last, seq)
             if len(changed) <= (last - first + 1) // 8:
-                usable.append(first)
+                usable.append((first, last))
                 stale |= changed
             else:
                 to_build.append((first, last))
@@ -135,10 +137,10 @@ def _plan(store: Store, complete: int) -> tuple[list[int], list[tuple[int, int]]
 
 
 def _select_stored(
-    store: Store, topics: Sequence[Topic], firsts: list[int]
+    store: Store, topics: Sequence[Topic], ranges: list[tuple[int, int]]
 ) -> tuple[dict[str, set[int]], list[tuple[int, int]]]:
-    """What each topic selects among the papers of the stored segments ``firsts``, and the
-    id ranges of those that could not be read (damaged, or of another version)."""
+    """What each topic selects among the papers of the stored segments of ``ranges``, and
+    the ranges of those that could not be read (damaged, or of another version)."""
     from feedsync.query import Segment, SegmentIndex
 
     found: dict[str, set[int]] = {topic.slug: set() for topic in topics}
@@ -151,16 +153,13 @@ def _select_stored(
             found[topic.slug] |= topic.query.select(index)
         group.clear()
 
-    lasts = store.word_segments()
     with _gc_paused():
-        for first in firsts:
+        for first, last in ranges:
             try:
                 group.append(Segment.from_bytes(store.word_segment(first) or b""))
             except ValueError as exc:
-                log.warning(
-                    "word segment of papers %d-%d is rebuilt: %s", first, lasts[first][0], exc
-                )
-                damaged.append((first, lasts[first][0]))
+                log.warning("word segment of papers %d-%d is rebuilt: %s", first, last, exc)
+                damaged.append((first, last))
                 continue
             if sum(len(s.ids) for s in group) >= GROUP:
                 select()

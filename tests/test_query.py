@@ -27,6 +27,7 @@ from feedsync.query import (
     Prefix,
     Query,
     Segment,
+    SegmentBuilder,
     SegmentIndex,
     Term,
     Upvotes,
@@ -799,7 +800,7 @@ def _segments(docs: dict[int, Document]) -> SegmentIndex:
         {i: docs[i] for i in ids[: len(ids) // 2]},
         {i: docs[i] for i in ids[len(ids) // 2 :]},
     ]
-    segments = [Segment.from_bytes(Segment.of(MemoryIndex(half)).to_bytes()) for half in halves]
+    segments = [Segment.from_bytes(_segment_of(half).to_bytes()) for half in halves]
 
     def texts(field: str, wanted: Collection[int]) -> dict[int, tuple[str, ...]]:
         assert wanted, "texts are read only for some candidates"
@@ -810,7 +811,7 @@ def _segments(docs: dict[int, Document]) -> SegmentIndex:
 
 def test_segments_read_back_what_was_built() -> None:
     docs = corpus()
-    segment = Segment.of(MemoryIndex(docs))
+    segment = _segment_of(docs)
     again = Segment.from_bytes(segment.to_bytes())
     assert list(again.ids) == sorted(docs)
     assert [p.words for p in again.fields] == [p.words for p in segment.fields]
@@ -829,7 +830,7 @@ def test_a_damaged_or_foreign_segment_is_refused(data: bytes) -> None:
 
 
 def test_a_segment_whose_parts_do_not_fit_is_refused() -> None:
-    data = Segment.of(MemoryIndex(corpus())).to_bytes()
+    data = _segment_of(corpus()).to_bytes()
     version, ids, upvotes, fields, odd = marshal.loads(data)
     words, starts, postings = fields[0]
     unsorted = "\n".join(reversed(words.split("\n")))
@@ -841,3 +842,9 @@ def test_a_segment_whose_parts_do_not_fit_is_refused() -> None:
     ):
         with pytest.raises(ValueError, match="not a word segment"):
             Segment.from_bytes(marshal.dumps(broken))
+
+
+def _segment_of(docs: dict[int, Document]) -> Segment:
+    builder = SegmentBuilder()
+    builder.add(MemoryIndex(docs))
+    return builder.segment()

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
-from feedsync.query.regexes import fold, longest_word, regex_tester, required_literals
+from feedsync.query.regexes import fold, literal_words, regex_tester, required_literals
 from feedsync.query.words import FIELDS, SEPARATOR, Document, Values
 
 # ---------------------------------------------------------------------------- the index
@@ -194,7 +194,7 @@ class MemoryIndex(Index):
         """A superset, usually small, of the documents whose ``field`` holds every one of
         ``literals`` (ignoring case), found without the regex engine, which has no fast
         path for ignoring case."""
-        words = [word for word in map(longest_word, literals) if len(word) >= 3]
+        words = literal_words(literals)
         if not words:
             return self._folded_with(field, literals, odd_only=False)
         # In ASCII text, a literal's run of letters and digits lies inside one word, so the

@@ -13,8 +13,11 @@ import re
 from collections.abc import Callable
 
 
-def longest_word(literal: str) -> str:
-    return max(_ASCII_WORD.findall(literal), key=len, default="")
+def literal_words(literals: tuple[str, ...]) -> list[str]:
+    """The longest run of letters and digits of each literal, where it is long enough (3+)
+    to pick candidates by the indexed words that contain it."""
+    longest = (max(_ASCII_WORD.findall(literal), key=len, default="") for literal in literals)
+    return [word for word in longest if len(word) >= 3]
 
 
 _ASCII_WORD = re.compile(r"[a-z0-9]+")

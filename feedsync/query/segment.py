@@ -32,7 +32,7 @@ from feedsync.query.index import (
     phrase_candidates,
     words_containing,
 )
-from feedsync.query.regexes import fold, longest_word, regex_tester, required_literals
+from feedsync.query.regexes import fold, literal_words, regex_tester, required_literals
 from feedsync.query.words import FIELDS, tokenize
 
 # Bump whenever tokenize() or the layout below changes: older segments are then rebuilt.
@@ -118,13 +118,6 @@ class Segment:
     fields: tuple[Postings, ...]
     odd: tuple[array[int], ...]
 
-    @classmethod
-    def of(cls, index: MemoryIndex) -> Segment:
-        """The segment of everything ``index`` holds, packed."""
-        builder = SegmentBuilder()
-        builder.add(index)
-        return builder.segment()
-
     def to_bytes(self) -> bytes:
         return marshal.dumps(
             (
@@ -192,6 +185,9 @@ def _unpack(code: str, data: bytes) -> array[int]:
     return out
 
 
+_FIELD_NUMBER = {field: n for n, field in enumerate(FIELDS)}
+
+
 def _set(packed: bytes) -> set[int]:
     return set(_unpack("I", packed))
 
@@ -206,7 +202,6 @@ class SegmentIndex(Index):
     def __init__(self, segments: Sequence[Segment], texts: Texts) -> None:
         self._segments = segments
         self._texts = texts
-        self._field = {field: n for n, field in enumerate(FIELDS)}
         self._all: set[int] | None = None
         self._memo: dict[tuple[str, str, object], set[int]] = {}
         self._raw: dict[str, dict[int, tuple[str, ...]]] = {f: {} for f in FIELDS}
@@ -218,7 +213,7 @@ class SegmentIndex(Index):
         return self._all
 
     def _join(self, field: str, part: Callable[[Postings], bytes]) -> set[int]:
-        n = self._field[field]
+        n = _FIELD_NUMBER[field]
         return _set(b"".join(part(s.fields[n]) for s in self._segments))
 
     def term(self, field: str, token: str) -> set[int]:
@@ -294,11 +289,11 @@ class SegmentIndex(Index):
     def _may_contain(self, field: str, literals: tuple[str, ...]) -> set[int]:
         """As ``MemoryIndex._may_contain``: a superset of the documents whose ``field``
         holds every one of ``literals``, ignoring case."""
-        words = [word for word in map(longest_word, literals) if len(word) >= 3]
+        words = literal_words(literals)
         if not words:
             return self._folded_with(field, literals, self.all_ids())
         ascii_docs = set.intersection(*(self._containing(field, word) for word in words))
-        n = self._field[field]
+        n = _FIELD_NUMBER[field]
         odd = set().union(*(s.odd[n] for s in self._segments))
         return ascii_docs | self._folded_with(field, literals, odd)
 
