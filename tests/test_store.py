@@ -72,7 +72,10 @@ def test_fresh_store_is_migrated_with_wal(tmp_path: Path) -> None:
         assert s.schema_version == len(MIGRATIONS)
         assert s.integrity_check() == "ok"
     db = sqlite3.connect(tmp_path / "s.sqlite3")
-    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
 
 
 def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
@@ -91,6 +94,27 @@ def test_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(StorageError, match="newer than this feedsync"):
         Store(path)
+
+
+def test_a_refused_store_closes_its_connection(tmp_path: Path) -> None:
+    """Python 3.13 warns about connections left to the garbage collector."""
+    import gc
+
+    from feedsync.store.sqlite import Connection
+
+    path = tmp_path / "s.sqlite3"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
+    db.close()
+    with pytest.raises(StorageError) as refused:
+        Store(path)
+    # The exception's frames still hold the connection; it must be closed already.
+    left = [o for o in gc.get_objects() if isinstance(o, Connection) and o.store_path == path]
+    assert left, refused
+    for connection in left:
+        with pytest.raises(StorageError, match="closed database"):
+            connection.execute("SELECT 1")
 
 
 def test_not_a_database_is_a_storage_error(tmp_path: Path) -> None:

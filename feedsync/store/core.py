@@ -110,6 +110,20 @@ class Store(SegmentTables, ZoteroTables):
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, factory=Connection
             )
+        except sqlite3.Error as e:
+            raise StorageError(f"cannot open the store {self.path}: {e}") from e
+        except OSError as e:
+            raise StorageError(f"cannot create the store {self.path}: {e.strerror}") from e
+        try:
+            self._setup()
+        except BaseException:
+            # A refused store must not leave its connection to the garbage collector (which
+            # warns about it from Python 3.13 on, at some unrelated later moment).
+            self._db.close()
+            raise
+
+    def _setup(self) -> None:
+        try:
             self._db.store_path = self.path
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 10000")
@@ -318,9 +332,9 @@ class Store(SegmentTables, ZoteroTables):
                     (u.slug, json.dumps(sorted(u.matched))),
                 )
                 db.execute(
-                    "UPDATE topics SET matched = (SELECT count(*) FROM matches WHERE slug = ?1)"
-                    " WHERE slug = ?1",
-                    (u.slug,),
+                    "UPDATE topics SET matched = (SELECT count(*) FROM matches WHERE slug = :slug)"
+                    " WHERE slug = :slug",
+                    {"slug": u.slug},
                 )
 
     def zotero_candidates(self, slugs: Sequence[str]) -> list[tuple[Paper, frozenset[str]]]:

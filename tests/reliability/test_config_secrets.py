@@ -17,6 +17,7 @@ every table), the config cache, or any published file.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -365,7 +366,7 @@ def leaks(tmp: Path, how: str, api_url: str, commands: list[list[str]]) -> list[
     for path in sorted([*home.rglob("*"), *(tmp / "cache").rglob("*")]):
         if path.is_file() and path.name != given_in and SECRET.encode() in path.read_bytes():
             found.append(str(path.relative_to(tmp)))
-    with sqlite3.connect(home / "data" / "feedsync.sqlite3") as db:
+    with contextlib.closing(sqlite3.connect(home / "data" / "feedsync.sqlite3")) as db:
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
             for row in db.execute(f'SELECT * FROM "{table}"'):
                 if any(SECRET in str(value) for value in row):
