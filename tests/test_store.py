@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from feedsync.errors import StorageError
 from feedsync.models import Paper
@@ -371,6 +374,46 @@ def test_newest_follows_every_change_of_a_papers_dates(store: Store) -> None:
         expected = [p.rowid for p in store.papers() if p.rowid in chosen][:15]
         assert [i for i, _ in store.newest_ids("t", 15)] == expected
         assert [p.rowid for p in store.newest("t", 15)] == expected
+
+
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b"]),
+            st.frozensets(st.integers(1, 12)),  # what the topic selects among the scope
+            st.none() | st.frozensets(st.integers(1, 12)),  # the papers re-matched; None: all
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_each_topics_match_count_follows_every_update(
+    tmp_path: Path,
+    steps: list[tuple[str, frozenset[int], frozenset[int] | None]],
+) -> None:
+    """The count a topic keeps is updated by what changed; it must equal its matches."""
+    from feedsync.store import MatchUpdate
+
+    with Store(tmp_path / f"{uuid.uuid4().hex}.sqlite3") as store:
+        store.upsert(api_paper(f"2603.{n:05d}", title=f"Paper {n}") for n in range(1, 13))
+        ids = [p.rowid for p in store.papers()]
+        model: dict[str, set[int]] = {}
+        for slug, chosen, scope in steps:
+            scope_ids = None if scope is None else {ids[i - 1] for i in scope}
+            selected = {ids[i - 1] for i in chosen}
+            if scope_ids is None:
+                model[slug] = set(selected)
+            else:
+                selected &= scope_ids  # a scoped re-match only selects among its scope
+                model[slug] = (model.get(slug, set()) - scope_ids) | selected
+            store.save_matches([MatchUpdate(slug, "sig", selected, scope_ids)], seq=store.seq)
+            states = store.topic_states()
+            for name, members in model.items():
+                assert states[name].matched == len(members)
+                assert {i for i, _ in store.newest_ids(name, 100)} == members
 
 
 def test_cached_entries_of_another_renderer_version_are_dropped(store: Store) -> None:

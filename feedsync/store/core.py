@@ -318,24 +318,29 @@ class Store(SegmentTables, ZoteroTables):
                     " seq = excluded.seq",
                     (u.slug, u.signature, seq),
                 )
+                # The count is kept by what changed: counting a topic's matches again costs
+                # a scan of all of them (tens of milliseconds for a hundred topics).
+                removed: int | None = None  # None: the membership starts from nothing
                 if u.scope is None:
                     db.execute("DELETE FROM matches WHERE slug = ?", (u.slug,))
                 else:
-                    db.executemany(
+                    removed = db.executemany(
                         "DELETE FROM matches WHERE slug = ? AND paper_id = ?",
-                        ((u.slug, i) for i in u.scope if i not in u.matched),
-                    )
-                db.execute(
+                        [(u.slug, i) for i in u.scope if i not in u.matched],
+                    ).rowcount
+                added = db.execute(
                     "INSERT OR IGNORE INTO matches (slug, paper_id, featured, published)"
                     " SELECT ?, id, featured, published FROM papers"
                     " WHERE id IN (SELECT value FROM json_each(?))",
                     (u.slug, json.dumps(sorted(u.matched))),
-                )
-                db.execute(
-                    "UPDATE topics SET matched = (SELECT count(*) FROM matches WHERE slug = :slug)"
-                    " WHERE slug = :slug",
-                    {"slug": u.slug},
-                )
+                ).rowcount
+                if removed is None:
+                    db.execute("UPDATE topics SET matched = ? WHERE slug = ?", (added, u.slug))
+                else:
+                    db.execute(
+                        "UPDATE topics SET matched = matched - ? + ? WHERE slug = ?",
+                        (removed, added, u.slug),
+                    )
 
     def zotero_candidates(self, slugs: Sequence[str]) -> list[tuple[Paper, frozenset[str]]]:
         """Every paper any of these topics matches (all, not the newest), with those topics."""
