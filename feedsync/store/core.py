@@ -110,6 +110,7 @@ class Store(SegmentTables, ZoteroTables):
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, check_same_thread=False, factory=Connection
             )
+            self._db.store_path = self.path
         except sqlite3.Error as e:
             raise StorageError(f"cannot open the store {self.path}: {e}") from e
         except OSError as e:
@@ -124,7 +125,6 @@ class Store(SegmentTables, ZoteroTables):
 
     def _setup(self) -> None:
         try:
-            self._db.store_path = self.path
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 10000")
             self._db.execute("PRAGMA journal_mode = WAL")
