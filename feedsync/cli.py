@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from datetime import date
@@ -498,22 +499,41 @@ def zotero_status(ctx: click.Context, config_path: Path | None) -> None:
             click.echo(line)
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised wherever the command is, so that it unwinds as on Ctrl-C.
+
+    A one-shot command stopped by `timeout`, a service manager or `kill` then rolls back its
+    open transaction, lets worker processes finish the segment in hand (they ignore the
+    signal) and exits 143 with one line, instead of dying on the spot. The daemon and the
+    server install their own handlers: they stop at a safe point instead.
+    """
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point."""
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(args=argv, prog_name="feedsync", standalone_mode=False)
     except click.ClickException as e:
         e.show()
         code = e.exit_code
-    except click.exceptions.Abort:
-        click.echo("feedsync: interrupted", err=True)
-        code = 130
-    except KeyboardInterrupt:
-        click.echo("feedsync: interrupted", err=True)
-        code = 130
+    except (click.exceptions.Abort, KeyboardInterrupt) as e:
+        # click reports Ctrl-C (and so SIGTERM) as Abort, caused by the KeyboardInterrupt.
+        if isinstance(e, _Terminated) or isinstance(e.__cause__, _Terminated):
+            click.echo("feedsync: terminated", err=True)
+            code = 143
+        else:
+            click.echo("feedsync: interrupted", err=True)
+            code = 130
     except BrokenPipeError:
         # The reader of our output went away (`feedsync parse x | head`): not an error.
         # Point stdout at /dev/null so the interpreter's final flush does not fail again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.exit(code if isinstance(code, int) else 0)

@@ -8,11 +8,13 @@ never removes a stored paper, and a rerun picks up exactly where the last one st
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -22,12 +24,15 @@ from feedsync.errors import FeedsyncError, InputError
 from feedsync.fetch import HttpClient, Response
 from feedsync.models import Digest, UpsertCounts
 from feedsync.store import FetchState, Store
+from feedsync.threads import DaemonPool
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 100  # the API's largest `limit`
 # Days fetched at once: overlaps network waits, stays polite to the server.
 FETCH_WORKERS = 4
+# How often a wait for a fetched day checks whether the run was asked to stop (seconds).
+STOP_POLL = 0.25
 
 
 @dataclass
@@ -116,19 +121,25 @@ def update_store(
     )
     known = {} if refresh else store.fetch_states(todo)
     fetcher = _DayFetcher(http, source.api_url, source.kind, known, stop)
+    # Days are fetched and parsed by a few threads (network waits overlap), and merged
+    # here, on the store's thread, in order.
+    pool = DaemonPool(min(FETCH_WORKERS, max(1, len(todo))), name="fetch")
     try:
-        # Days are fetched and parsed by a few threads (network waits overlap), and merged
-        # here, on the store's thread, in order.
-        with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, max(1, len(todo)))) as pool:
-            for day, units in zip(todo, _window(pool, fetcher.fetch_day, todo), strict=True):
-                if units is None:
-                    log.info("source: stopping early, %s and later days left for the next run", day)
-                    break
-                for unit in units:
-                    _merge_unit(store, unit, report)
-                if progress:
-                    progress(day.isoformat())
+        days_done = _window(pool, fetcher, todo)
+        for day, units in zip(todo, days_done, strict=True):
+            if units is None:
+                log.info("source: stopping early, %s and later days left for the next run", day)
+                break
+            for unit in units:
+                _merge_unit(store, unit, report)
+            if progress:
+                progress(day.isoformat())
     finally:
+        # Done, stopped, or unwinding (Ctrl-C, SIGTERM, a store error): days not started
+        # are dropped, and requests still in flight are not waited for; they end on their
+        # own, unused (see threads.py).
+        fetcher.cancelled.set()
+        pool.close()
         report.requests = http.requests
         if own_client:
             http.close()
@@ -136,17 +147,31 @@ def update_store(
 
 
 def _window(
-    pool: ThreadPoolExecutor, work: Callable[[date], list[_Unit] | None], days: Sequence[date]
+    pool: DaemonPool, fetcher: _DayFetcher, days: Sequence[date]
 ) -> Iterator[list[_Unit] | None]:
-    """``pool.map`` with at most a few days in flight: a backfill of a thousand days must
-    not hold every parsed day in memory while the store catches up."""
+    """Each day's units, in order, with at most a few days in flight: a backfill of a
+    thousand days must not hold every parsed day in memory while the store catches up.
+
+    Once the run is asked to stop, the day waited for counts as not fetched (None), even if
+    its request is still in flight: a stalled server cannot delay the daemon's stop.
+    """
     pending: deque[Future[list[_Unit] | None]] = deque()
+
+    def oldest() -> list[_Unit] | None:
+        future = pending.popleft()
+        while True:
+            try:
+                return future.result(timeout=STOP_POLL)
+            except TimeoutError:
+                if fetcher.stopping():
+                    return None
+
     for day in days:
-        pending.append(pool.submit(work, day))
+        pending.append(pool.submit(functools.partial(fetcher.fetch_day, day)))
         if len(pending) >= 2 * FETCH_WORKERS:
-            yield pending.popleft().result()
+            yield oldest()
     while pending:
-        yield pending.popleft().result()
+        yield oldest()
 
 
 def api_url(base: str, day: date, page: int) -> str:
@@ -188,9 +213,13 @@ class _DayFetcher:
         self.kind = kind
         self.known = known
         self.stop = stop
+        self.cancelled = threading.Event()  # the run is unwinding: fetch nothing more
+
+    def stopping(self) -> bool:
+        return self.cancelled.is_set() or (self.stop is not None and self.stop())
 
     def fetch_day(self, day: date) -> list[_Unit] | None:
-        if self.stop and self.stop():
+        if self.stopping():
             return None
         if self.kind == "hf-html":
             return [self._fetch(f"{self.base}/papers/date/{day.isoformat()}", day, "hf-html")]
@@ -203,6 +232,8 @@ class _DayFetcher:
             units.append(unit)
             if unit.error is not None or unit.paper_count < PAGE_SIZE:
                 return units
+            if self.stopping():
+                return None
             page += 1
 
     def _fetch(self, url: str, day: date, fmt: str) -> _Unit:

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from feedsync import __version__
 from feedsync.cli import cli
+from tests.fakes.stalled import StalledServer
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -114,3 +115,57 @@ def test_an_idle_run_loads_none_of_the_heavy_modules(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
         loaded = out.stdout.strip().splitlines()[-1]
     assert "0 written" in out.stdout and loaded == "[]", out.stdout
+
+
+@pytest.mark.parametrize(("signal_name", "code", "said"), [
+    ("SIGINT", 130, "feedsync: interrupted"),
+    ("SIGTERM", 143, "feedsync: terminated"),
+])  # fmt: skip
+def test_a_run_waiting_on_a_stalled_server_stops_at_once_on_ctrl_c_or_sigterm(
+    tmp_path: Path, signal_name: str, code: int, said: str
+) -> None:
+    """Requests in flight are not waited for: with a 20 s timeout and retries, that took
+    minutes. The store stays usable, and the next run works."""
+    import signal
+    import time
+
+    from feedsync.store import Store
+
+    server = StalledServer()
+    config = tmp_path / "feedsync.toml"
+    config.write_text(
+        'data_dir = "data"\noutput_dir = "feeds"\n'
+        f'[source]\nkind = "hf-api"\napi_url = "{server.url}"\ndays = 3\ntimeout = 20\n'
+        '[topics.x]\ntitle = "X"\nquery = "lattice"\n',
+        encoding="utf-8",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "feedsync", "--config", str(config), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.accepted.wait(30), "the run never connected"
+        time.sleep(0.2)  # its requests are in flight
+        sent = time.monotonic()
+        proc.send_signal(getattr(signal, signal_name))
+        _, stderr = proc.communicate(timeout=30)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        server.close()
+    assert proc.returncode == code, stderr
+    assert stderr.strip().endswith(said) and "Traceback" not in stderr
+    assert took < 5, f"{took:.1f} s to stop"
+    with Store(tmp_path / "data" / "feedsync.sqlite3") as store:
+        assert store.integrity_check() == "ok"
+    again = subprocess.run(
+        [sys.executable, "-m", "feedsync", "--config", str(config), "run", "--offline"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert again.returncode == 0, again.stderr

@@ -146,3 +146,28 @@ def test_memory_a_pass_freed_goes_back_to_the_system() -> None:
     assert pinned - before > 60  # freed, but still resident: what the daemon used to keep
     assert rss_mb() - before < 30
     assert len(survivors) == 80
+
+
+def test_sigterm_while_the_server_hangs_stops_the_daemon_at_once(tmp_path: Path) -> None:
+    """A request in flight to a hung server is not waited for (each attempt may take the
+    whole timeout, then come retries): the pass publishes what is stored and ends."""
+    from tests.fakes.stalled import StalledServer
+
+    with StalledServer() as server:
+        config = write_config(
+            tmp_path,
+            f'[source]\nkind = "hf-api"\napi_url = "{server.url}"\ndays = 3\ntimeout = 20\n',
+        )
+        proc = daemon(config, "--interval", "60")
+        assert server.accepted.wait(30), "the run never started fetching"
+        time.sleep(0.2)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - started
+    assert proc.returncode == 0, err
+    assert stopped_in < 5, f"took {stopped_in:.1f} s to stop"
+    assert "stopping early" in err
+    loaded = load_config(config, {})
+    for name in ("planning.atom", "planning.rss"):
+        assert not feedparser.parse((loaded.output_dir / name).read_bytes()).bozo

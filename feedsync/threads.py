@@ -1,0 +1,60 @@
+"""A small pool of daemon threads, for work that may block on the network.
+
+``concurrent.futures.ThreadPoolExecutor`` joins its threads when the interpreter exits, so
+one request stalled on a hung server (each attempt may take the whole timeout, and there
+are retries) would hold up Ctrl-C, SIGTERM and the daemon's stop for minutes. These threads
+are daemon threads: whoever owns the pool stops waiting for them when it has to, and the
+process can end while they are still blocked. Work given to them must therefore never
+write anything that outlives the process (the fetchers only fetch and parse).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_Job = tuple[Future[Any], Callable[[], Any]]
+
+
+class DaemonPool:
+    """``submit`` runs a call on one of ``workers`` daemon threads; ``close`` never waits."""
+
+    def __init__(self, workers: int, name: str = "worker") -> None:
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._workers = workers
+        for number in range(workers):
+            threading.Thread(target=self._work, name=f"{name}-{number}", daemon=True).start()
+
+    def submit(self, call: Callable[[], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._jobs.put((future, call))
+        return future
+
+    def close(self) -> None:
+        """Cancel what has not started; threads end once their current call returns."""
+        while True:
+            try:
+                job = self._jobs.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                job[0].cancel()
+        for _ in range(self._workers):
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            future, call = job
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = call()
+            except BaseException as e:  # handed to whoever waits on the future
+                future.set_exception(e)
+            else:
+                future.set_result(result)
