@@ -89,12 +89,18 @@ def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
         assert s.count() == 1
 
 
-def test_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+def newer_store(tmp_path: Path) -> Path:
+    """A store whose schema is newer than this feedsync's."""
     path = tmp_path / "s.sqlite3"
     Store(path).close()
     db = sqlite3.connect(path)
     db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
     db.close()
+    return path
+
+
+def test_store_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    path = newer_store(tmp_path)
     with pytest.raises(StorageError, match="newer than this feedsync"):
         Store(path)
 
@@ -105,11 +111,7 @@ def test_a_refused_store_closes_its_connection(tmp_path: Path) -> None:
 
     from feedsync.store.sqlite import Connection
 
-    path = tmp_path / "s.sqlite3"
-    Store(path).close()
-    db = sqlite3.connect(path)
-    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 5}")
-    db.close()
+    path = newer_store(tmp_path)
     with pytest.raises(StorageError) as refused:
         Store(path)
     # The exception's frames still hold the connection; it must be closed already.
