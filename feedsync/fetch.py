@@ -65,6 +65,7 @@ class HttpClient:
         self.retries = retries
         self.backoff = backoff
         self.requests = 0  # requests sent, retries included (the benchmark reports it)
+        self._closed = False
         self._sleep = sleep
         self._jitter = jitter
         self._client = httpx.Client(
@@ -85,6 +86,7 @@ class HttpClient:
         self.close()
 
     def close(self) -> None:
+        self._closed = True
         self._client.close()
 
     def get(
@@ -97,9 +99,13 @@ class HttpClient:
             headers["If-Modified-Since"] = last_modified
         attempt = 0
         while True:
+            if self._closed:  # the run stopped while this waited to retry
+                raise FetchError("stopped", url)
             try:
                 response = self._send(url, headers)
             except httpx.TransportError as e:
+                if self._closed:  # closed under a request in flight: the run has stopped
+                    raise FetchError("stopped", url) from None
                 problem = _describe(e)
                 wait = self._backoff(attempt)
             except _TooLarge:
@@ -115,6 +121,8 @@ class HttpClient:
                 raise FetchError(f"{problem}, gave up after {attempt + 1} attempts", url)
             if wait > MAX_WAIT:
                 raise FetchError(f"{problem}, server asks to wait {wait:.0f} s", url)
+            if self._closed:
+                raise FetchError("stopped", url)
             log.warning("fetch %s: %s, retrying in %.1f s", url, problem, wait)
             self._sleep(wait)
             attempt += 1

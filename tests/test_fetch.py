@@ -110,3 +110,33 @@ def test_absurd_retry_after_fails_instead_of_hanging(hf: FakeHF) -> None:
     with http, pytest.raises(FetchError, match="asks to wait 86400 s"):
         http.get(url(hf))
     assert sleeps == []
+
+
+def test_a_request_in_flight_when_the_client_closes_ends_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stopped run closes its client under requests still waiting on a hung server: they
+    end with "stopped", without retrying or logging that they will."""
+    import threading
+    import time
+
+    from tests.fakes.stalled import StalledServer
+
+    http = HttpClient(timeout=0.5, retries=3, backoff=0.01, jitter=lambda: 1.0)
+    outcome: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            http.get(f"{server.url}/api/daily_papers?date=2026-03-06")
+        except FetchError as e:
+            outcome.append(e)
+
+    with StalledServer() as server:
+        worker = threading.Thread(target=fetch)
+        worker.start()
+        assert server.accepted.wait(10)
+        time.sleep(0.1)
+        http.close()
+        worker.join(10)
+    assert [str(e) for e in outcome] == [f"stopped ({server.url}/api/daily_papers?date=2026-03-06)"]
+    assert "retrying" not in caplog.text
