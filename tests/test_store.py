@@ -81,6 +81,34 @@ def test_fresh_store_is_migrated_with_wal(tmp_path: Path) -> None:
         db.close()
 
 
+def test_processes_opening_a_new_store_at_once_migrate_it_once(tmp_path: Path) -> None:
+    """A daemon and a `feedsync run` started together both find schema 0: the second must
+    not apply the migrations again (it failed with "duplicate column name")."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def open_store(path: Path, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            Store(path).close()
+        except BaseException as e:
+            errors.append(e)
+
+    for round_ in range(30):
+        path = tmp_path / f"s{round_}.sqlite3"
+        start = threading.Barrier(4)
+        threads = [threading.Thread(target=open_store, args=(path, start)) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        with Store(path) as s:
+            assert s.schema_version == len(MIGRATIONS)
+            assert s.integrity_check() == "ok"
+
+
 def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     with Store(path) as s:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -127,7 +128,7 @@ class Store(SegmentTables, ZoteroTables):
         try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA busy_timeout = 10000")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            self._use_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
@@ -151,6 +152,20 @@ class Store(SegmentTables, ZoteroTables):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _use_wal(self) -> None:
+        # WAL is kept in the file once set. Setting it takes a lock without going through
+        # the busy timeout, so two processes creating the store at once (a daemon and a
+        # `run`) would see "database is locked": the later one waits here instead.
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                sqlite3.Connection.execute(self._db, "PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
     def _migrate(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > len(MIGRATIONS):
@@ -160,6 +175,11 @@ class Store(SegmentTables, ZoteroTables):
             )
         for number in range(version + 1, len(MIGRATIONS) + 1):
             with self._transaction():
+                # Two processes may open a new store at once (a daemon and a `run`): look
+                # again under the write lock, the other may have applied this one already.
+                (current,) = self._db.execute("PRAGMA user_version").fetchone()
+                if current >= number:
+                    continue
                 for statement in statements(MIGRATIONS[number - 1]):
                     self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number}")
