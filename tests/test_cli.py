@@ -139,8 +139,14 @@ def test_a_run_waiting_on_a_stalled_server_stops_at_once_on_ctrl_c_or_sigterm(
         '[topics.x]\ntitle = "X"\nquery = "lattice"\n',
         encoding="utf-8",
     )
+    # A shell that starts the tests in the background has them ignore SIGINT, and children
+    # inherit that: the command gets the default back, as in a terminal, then starts.
+    restore_sigint = (
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "feedsync", "--config", str(config), "run"],
+        [sys.executable, "-c", restore_sigint, "-m", "feedsync", "--config", str(config), "run"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
