@@ -317,7 +317,9 @@ def server_config(app: Starlette, config: Config, host: str | None, port: int | 
 
 
 def serve(config: Config, *, host: str | None = None, port: int | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn handles both)."""
+    """Serve until SIGINT/SIGTERM, then return: a clean stop, as the daemon's (exit 0)."""
+    import signal
+
     import uvicorn
 
     log.info(
@@ -326,4 +328,13 @@ def serve(config: Config, *, host: str | None = None, port: int | None = None) -
         host or config.server.host,
         port or config.server.port,
     )
-    uvicorn.Server(server_config(create_app(config), config, host, port)).run()
+    # uvicorn shuts down gracefully on either signal, then raises it again for the handler
+    # it found in place. That handler is this no-op: otherwise SIGTERM would kill the
+    # process once the server has stopped (or the CLI would report it as an interruption).
+    stopping = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.signal(sig, lambda signum, frame: None) for sig in stopping}
+    try:
+        uvicorn.Server(server_config(create_app(config), config, host, port)).run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -217,3 +217,44 @@ def test_healthz_states(server: str, config: Config) -> None:
     assert r.status_code == 503 and "HTTP 500" in r.json()["reason"]
     record_run(config, "ok", datetime.now(UTC) - timedelta(minutes=61))  # two periods: 60 min
     assert httpx.get(f"{server}/healthz").status_code == 503
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGINT"])
+def test_feedsync_serve_stops_cleanly_on_sigterm_and_ctrl_c(
+    config: Config, signal_name: str
+) -> None:
+    """The server drains and the command exits 0, as the daemon does: not killed by the
+    signal uvicorn raises again after its shutdown, nor reported as an interruption."""
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    restore_sigint = (  # as in a terminal, whatever the shell running the tests ignores
+        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", restore_sigint, "-m", "feedsync", "--config",
+         str(config.config_path), "serve", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/topic.atom").status_code == 200:
+                    break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.05)
+        proc.send_signal(getattr(signal, signal_name))
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "terminated" not in stderr
