@@ -124,6 +124,7 @@ def update_store(
     # Days are fetched and parsed by a few threads (network waits overlap), and merged
     # here, on the store's thread, in order.
     pool = DaemonPool(min(FETCH_WORKERS, max(1, len(todo))), name="fetch")
+    every_day = False
     try:
         days_done = _window(pool, fetcher, todo)
         for day, units in zip(todo, days_done, strict=True):
@@ -134,12 +135,15 @@ def update_store(
                 _merge_unit(store, unit, report)
             if progress:
                 progress(day.isoformat())
+        else:
+            every_day = True
     finally:
-        # Done, stopped, or unwinding (Ctrl-C, SIGTERM, a store error): days not started
-        # are dropped, and requests still in flight are not waited for; they end on their
-        # own, unused (see threads.py).
+        # Stopped, or unwinding (Ctrl-C, SIGTERM, a store error): days not started are
+        # dropped, and requests still in flight are not waited for; they end on their own,
+        # unused (see threads.py). With every day collected, the threads are idle: they
+        # are joined, so none outlives the pass.
         fetcher.cancelled.set()
-        pool.close()
+        pool.close(wait=every_day)
         report.requests = http.requests
         if own_client:
             http.close()

@@ -26,17 +26,24 @@ class DaemonPool:
 
     def __init__(self, workers: int, name: str = "worker") -> None:
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self._workers = workers
-        for number in range(workers):
-            threading.Thread(target=self._work, name=f"{name}-{number}", daemon=True).start()
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{number}", daemon=True)
+            for number in range(workers)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def submit(self, call: Callable[[], T]) -> Future[T]:
         future: Future[T] = Future()
         self._jobs.put((future, call))
         return future
 
-    def close(self) -> None:
-        """Cancel what has not started; threads end once their current call returns."""
+    def close(self, *, wait: bool = False) -> None:
+        """Cancel what has not started; threads end once their current call returns.
+
+        ``wait`` joins them, for when they are known to be idle (all work collected):
+        then no thread of this pool outlives the call.
+        """
         while True:
             try:
                 job = self._jobs.get_nowait()
@@ -44,8 +51,11 @@ class DaemonPool:
                 break
             if job is not None:
                 job[0].cancel()
-        for _ in range(self._workers):
+        for _ in self._threads:
             self._jobs.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()
 
     def _work(self) -> None:
         while (job := self._jobs.get()) is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -141,6 +142,8 @@ def test_idle_run_costs_304s_and_writes_nothing(tmp_path: Path, hf: FakeHF) -> N
     # One conditional request per refetched day, all answered 304.
     assert [r.status for r in hf.requests] == [304, 304, 304]
     assert all("if-none-match" in r.headers for r in hf.requests)
+    # A daemon runs passes forever: a pass that fetched every day leaves no thread behind.
+    assert not [t for t in threading.enumerate() if t.name.startswith("fetch-")]
 
 
 def test_new_paper_and_upvotes_crossing_the_threshold_enter_later(

@@ -51,3 +51,11 @@ def test_a_blocked_call_does_not_hold_up_the_end_of_the_process() -> None:
     started = time.monotonic()
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
     assert time.monotonic() - started < 10
+
+
+def test_close_with_wait_leaves_no_thread_behind() -> None:
+    before = threading.active_count()
+    pool = DaemonPool(3)
+    assert [pool.submit(lambda n=n: n).result(5) for n in range(6)] == list(range(6))
+    pool.close(wait=True)
+    assert threading.active_count() == before
