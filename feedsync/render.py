@@ -259,10 +259,6 @@ def _entry_html(paper: Paper, abstract: Sequence[str], names: Sequence[str]) -> 
     return "\n".join(parts)
 
 
-# Whole-feed rendering (render_rss / render_atom) meets a paper in several topics and in
-# both formats; preparing it once is most of that time. Runs prepare each new paper once
-# anyway (fragments.py). Pure function of a frozen value, so the cache cannot go stale.
-@functools.lru_cache(maxsize=2048)
 def prepare_entry(stored: StoredPaper) -> Entry:
     paper = stored.paper
     published = published_at(stored)
@@ -283,6 +279,14 @@ def prepare_entry(stored: StoredPaper) -> Entry:
         pdf_url=http_url(paper.pdf_url),
         doi=clean(paper.doi) or None,
     )
+
+
+# Whole-feed rendering (render_rss / render_atom) meets a paper in several topics and in
+# both formats; preparing it once is most of that time. Pure function of a frozen value, so
+# the cache cannot go stale. Runs never use it: they prepare each new paper once
+# (fragments.py), and a daemon would otherwise keep the last 2,048 papers and their entry
+# HTML in memory for good.
+_prepared = functools.lru_cache(maxsize=2048)(prepare_entry)
 
 
 # --- feeds ----------------------------------------------------------------------------------
@@ -361,7 +365,7 @@ def add_atom_entry(fg: Any, entry: Entry, entry_id: str, topic_term: str) -> Non
 
 def render_rss(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:
     """RSS 2.0 for one topic; ``papers`` are newest first and stay in that order."""
-    entries = [prepare_entry(p) for p in papers]
+    entries = [_prepared(p) for p in papers]
     fg = rss_feed(spec, feed_updated(e.updated for e in entries))
     for entry in entries:
         add_rss_entry(fg, entry, _tag(spec, entry.key), clean(spec.slug))
@@ -371,7 +375,7 @@ def render_rss(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:
 
 def render_atom(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:
     """Atom 1.0 for one topic; ``papers`` are newest first and stay in that order."""
-    entries = [prepare_entry(p) for p in papers]
+    entries = [_prepared(p) for p in papers]
     fg = atom_feed(spec, feed_updated(e.updated for e in entries))
     for entry in entries:
         add_atom_entry(fg, entry, _tag(spec, entry.key), clean(spec.slug))

@@ -146,6 +146,29 @@ def test_idle_run_costs_304s_and_writes_nothing(tmp_path: Path, hf: FakeHF) -> N
     assert not [t for t in threading.enumerate() if t.name.startswith("fetch-")]
 
 
+def test_a_pass_keeps_no_rendered_entry_in_memory(tmp_path: Path, hf: FakeHF) -> None:
+    """A daemon runs passes for months: what a pass rendered must not stay in memory after
+    it (a process-wide cache kept the last 2,048 papers and their entry HTML)."""
+    import gc
+
+    from feedsync.render import Entry
+
+    def entries() -> list[object]:
+        gc.collect()
+        return [o for o in gc.get_objects() if isinstance(o, Entry)]
+
+    # Other tests' whole-feed renders may have left some (a cache meant for those): held
+    # here, so that no new entry can take the id of one of them.
+    before = entries()
+    # A paper no other test renders: a cached entry of an equal paper cannot stand in.
+    hf.set_day(WED, [entry("2603.09999", "Reasoning About Memory Retained Between Passes", WED)])
+    config = make_config(tmp_path, hf)
+    report = do_run(config)
+    assert report.ok and report.published is not None and report.published.written
+    known = {id(o) for o in before}
+    assert [o for o in entries() if id(o) not in known] == []
+
+
 def test_new_paper_and_upvotes_crossing_the_threshold_enter_later(
     tmp_path: Path, hf: FakeHF
 ) -> None:
