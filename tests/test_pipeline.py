@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -130,9 +129,21 @@ def test_first_run_publishes_every_file(tmp_path: Path, hf: FakeHF) -> None:
     assert [e.title for e in robots.entries] == ["A Robot That Folds Maps"]
 
 
-def test_idle_run_costs_304s_and_writes_nothing(tmp_path: Path, hf: FakeHF) -> None:
+def test_idle_run_costs_304s_and_writes_nothing(
+    tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from feedsync.threads import DaemonPool
+
     config = make_config(tmp_path, hf)
     do_run(config)
+    closes: list[bool] = []
+    close = DaemonPool.close
+
+    def spy(pool: DaemonPool, *, wait: bool = False) -> None:
+        closes.append(wait)
+        close(pool, wait=wait)
+
+    monkeypatch.setattr(DaemonPool, "close", spy)
     stamps = {p.name: p.stat().st_mtime_ns for p in config.output_dir.iterdir()}
     hf.reset_log()
     report = do_run(config)
@@ -142,8 +153,8 @@ def test_idle_run_costs_304s_and_writes_nothing(tmp_path: Path, hf: FakeHF) -> N
     # One conditional request per refetched day, all answered 304.
     assert [r.status for r in hf.requests] == [304, 304, 304]
     assert all("if-none-match" in r.headers for r in hf.requests)
-    # A daemon runs passes forever: a pass that fetched every day leaves no thread behind.
-    assert not [t for t in threading.enumerate() if t.name.startswith("fetch-")]
+    # A daemon runs passes forever: a pass that fetched every day joins its fetch threads.
+    assert closes == [True]
 
 
 def test_a_pass_keeps_no_rendered_entry_in_memory(tmp_path: Path, hf: FakeHF) -> None:
