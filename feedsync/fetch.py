@@ -104,8 +104,6 @@ class HttpClient:
             try:
                 response = self._send(url, headers)
             except httpx.TransportError as e:
-                if self._closed:  # closed under a request in flight: the run has stopped
-                    raise FetchError("stopped", url) from None
                 problem = _describe(e)
                 wait = self._backoff(attempt)
             except _TooLarge:
@@ -117,12 +115,12 @@ class HttpClient:
                 if response.status not in RETRY_STATUS:
                     raise FetchError(problem, url)
                 wait = max(self._backoff(attempt), wait_seconds(response.retry_after) or 0.0)
+            if self._closed:  # closed under a request in flight: the run has stopped
+                raise FetchError("stopped", url)
             if attempt >= self.retries:
                 raise FetchError(f"{problem}, gave up after {attempt + 1} attempts", url)
             if wait > MAX_WAIT:
                 raise FetchError(f"{problem}, server asks to wait {wait:.0f} s", url)
-            if self._closed:
-                raise FetchError("stopped", url)
             log.warning("fetch %s: %s, retrying in %.1f s", url, problem, wait)
             self._sleep(wait)
             attempt += 1

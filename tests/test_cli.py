@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from feedsync import __version__
 from feedsync.cli import cli
+from tests.commands import start_feedsync
 from tests.fakes.stalled import StalledServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,18 +140,7 @@ def test_a_run_waiting_on_a_stalled_server_stops_at_once_on_ctrl_c_or_sigterm(
         '[topics.x]\ntitle = "X"\nquery = "lattice"\n',
         encoding="utf-8",
     )
-    # A shell that starts the tests in the background has them ignore SIGINT, and children
-    # inherit that: the command gets the default back, as in a terminal, then starts.
-    restore_sigint = (
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", restore_sigint, "-m", "feedsync", "--config", str(config), "run"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start_feedsync("--config", str(config), "run")
     try:
         assert server.accepted.wait(30), "the run never connected"
         time.sleep(0.2)  # its requests are in flight

@@ -18,6 +18,7 @@ import uvicorn
 from feedsync.config import Config, load_config
 from feedsync.server import create_app
 from feedsync.store import Store
+from tests.commands import start_feedsync
 
 ATOM = (
     b'<?xml version="1.0" encoding="UTF-8"?>\n<feed xmlns="http://www.w3.org/2005/Atom"><id>urn:x</id><title>T</title><updated>2026-03-06T00:00:00Z</updated>'
@@ -226,21 +227,9 @@ def test_feedsync_serve_stops_cleanly_on_sigterm_and_ctrl_c(
     """The server drains and the command exits 0, as the daemon does: not killed by the
     signal uvicorn raises again after its shutdown, nor reported as an interruption."""
     import signal
-    import subprocess
-    import sys
 
     port = free_port()
-    restore_sigint = (  # as in a terminal, whatever the shell running the tests ignores
-        "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", restore_sigint, "-m", "feedsync", "--config",
-         str(config.config_path), "serve", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    proc = start_feedsync("--config", str(config.config_path), "serve", "--port", str(port))
     try:
         deadline = time.monotonic() + 20
         while True:

@@ -38,6 +38,22 @@ class Index(Protocol):
     def upvotes(self, op: str, n: int) -> set[int]: ...
 
 
+class Answers:
+    """Each index's memo of answers by (kind, field, argument): computed once, until cleared."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str, object], set[int]] = {}
+
+    def get(self, key: tuple[str, str, object], compute: Callable[[], set[int]]) -> set[int]:
+        found = self._found.get(key)
+        if found is None:
+            found = self._found[key] = compute()
+        return found
+
+    def clear(self) -> None:
+        self._found.clear()
+
+
 class MemoryIndex(Index):
     """An in-memory inverted index of documents, built at once or one :meth:`add` at a time.
 
@@ -57,7 +73,7 @@ class MemoryIndex(Index):
         }
         self._vocab: dict[str, list[str] | None] = dict.fromkeys(FIELDS)
         self._joined: dict[str, str | None] = dict.fromkeys(FIELDS)  # the vocab, for substrings
-        self._memo: dict[tuple[str, str, object], set[int]] = {}  # cleared on every change
+        self._memo = Answers()  # cleared on every change
         self._regexes: dict[tuple[str, re.Pattern[str]], set[int]] = {}  # kept up to date
         # Case-folded raw text by (field, whether only documents with non-ASCII text),
         # built by the first regex scan that needs it.
@@ -130,23 +146,22 @@ class MemoryIndex(Index):
         return self._postings[field]
 
     def term(self, field: str, token: str) -> set[int]:
-        key = ("term", field, token)
-        if key not in self._memo:
-            self._memo[key] = set(self._postings[field].get(token, ()))
-        return self._memo[key]
+        return self._memo.get(
+            ("term", field, token), lambda: set(self._postings[field].get(token, ()))
+        )
 
     def prefix(self, field: str, prefix: str) -> set[int]:
-        key = ("prefix", field, prefix)
-        if key not in self._memo:
+        def compute() -> set[int]:
             postings = self._postings[field]
             words = self._expand(field, prefix)
-            self._memo[key] = set(itertools.chain.from_iterable(postings[w] for w in words))
-        return self._memo[key]
+            return set(itertools.chain.from_iterable(postings[w] for w in words))
+
+        return self._memo.get(("prefix", field, prefix), compute)
 
     def phrase(self, field: str, tokens: Sequence[str]) -> set[int]:
-        key = ("phrase", field, tuple(tokens))
-        if key not in self._memo:
-            phrase = tuple(tokens)
+        phrase = tuple(tokens)
+
+        def compute() -> set[int]:
             candidates = phrase_candidates(self, field, phrase)
             needle, docs, spaced = _spaced((phrase,)), self._docs, self._spaced[field]
             found = set()
@@ -156,8 +171,9 @@ class MemoryIndex(Index):
                     text = spaced[i] = _spaced(docs[i].values(field))
                 if needle in text:
                     found.add(i)
-            self._memo[key] = found
-        return self._memo[key]
+            return found
+
+        return self._memo.get(("phrase", field, phrase), compute)
 
     def regex(self, field: str, pattern: re.Pattern[str]) -> set[int]:
         key = (field, pattern)
@@ -166,11 +182,11 @@ class MemoryIndex(Index):
         return self._regexes[key]
 
     def upvotes(self, op: str, n: int) -> set[int]:
-        key = ("upvotes", op, n)
-        if key not in self._memo:
-            compare = _COMPARE[op]
-            self._memo[key] = {i for i, doc in self._docs.items() if compare(doc.upvotes, n)}
-        return self._memo[key]
+        compare = _COMPARE[op]
+        return self._memo.get(
+            ("upvotes", op, n),
+            lambda: {i for i, doc in self._docs.items() if compare(doc.upvotes, n)},
+        )
 
     def _expand(self, field: str, prefix: str) -> Iterator[str]:
         """The indexed words of ``field`` that start with ``prefix``, in order."""

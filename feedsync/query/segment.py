@@ -25,6 +25,7 @@ from itertools import accumulate, chain
 
 from feedsync.query.index import (
     _COMPARE,
+    Answers,
     Index,
     MemoryIndex,
     _is_ascii,
@@ -203,7 +204,7 @@ class SegmentIndex(Index):
         self._segments = segments
         self._texts = texts
         self._all: set[int] | None = None
-        self._memo: dict[tuple[str, str, object], set[int]] = {}
+        self._memo = Answers()
         self._raw: dict[str, dict[int, tuple[str, ...]]] = {f: {} for f in FIELDS}
         self._folded: dict[str, dict[int, str]] = {f: {} for f in FIELDS}
 
@@ -217,58 +218,55 @@ class SegmentIndex(Index):
         return _set(b"".join(part(s.fields[n]) for s in self._segments))
 
     def term(self, field: str, token: str) -> set[int]:
-        key = ("term", field, token)
-        if key not in self._memo:
-            self._memo[key] = self._join(field, lambda p: p.word(token))
-        return self._memo[key]
+        return self._memo.get(
+            ("term", field, token), lambda: self._join(field, lambda p: p.word(token))
+        )
 
     def _containing(self, field: str, part: str) -> set[int]:
         return self._join(field, lambda p: p.containing(part))
 
     def prefix(self, field: str, prefix: str) -> set[int]:
-        key = ("prefix", field, prefix)
-        if key not in self._memo:
-            self._memo[key] = self._join(field, lambda p: p.prefix(prefix))
-        return self._memo[key]
+        return self._memo.get(
+            ("prefix", field, prefix), lambda: self._join(field, lambda p: p.prefix(prefix))
+        )
 
     def phrase(self, field: str, tokens: Sequence[str]) -> set[int]:
-        key = ("phrase", field, tuple(tokens))
-        if key not in self._memo:
-            phrase = tuple(tokens)
+        phrase = tuple(tokens)
+
+        def compute() -> set[int]:
             candidates = phrase_candidates(self, field, phrase)
             needle = _spaced((phrase,))
-            self._memo[key] = {
+            return {
                 i
                 for i, values in self._values(field, candidates).items()
                 if needle in _spaced(values)
             }
-        return self._memo[key]
+
+        return self._memo.get(("phrase", field, phrase), compute)
 
     def regex(self, field: str, pattern: re.Pattern[str]) -> set[int]:
-        key = ("regex", field, pattern)
-        if key not in self._memo:
+        def compute() -> set[int]:
             branches = required_literals(pattern)
             if branches:
                 candidates = set().union(*(self._may_contain(field, b) for b in branches))
             else:
                 candidates = self.all_ids()
             test = regex_tester(pattern)
-            self._memo[key] = {
-                i for i, raw in self._raw_values(field, candidates).items() if test(raw)
-            }
-        return self._memo[key]
+            return {i for i, raw in self._raw_values(field, candidates).items() if test(raw)}
+
+        return self._memo.get(("regex", field, pattern), compute)
 
     def upvotes(self, op: str, n: int) -> set[int]:
-        key = ("upvotes", op, n)
-        if key not in self._memo:
-            compare = _COMPARE[op]
-            self._memo[key] = {
+        compare = _COMPARE[op]
+        return self._memo.get(
+            ("upvotes", op, n),
+            lambda: {
                 i
                 for s in self._segments
                 for i, votes in zip(s.ids, s.upvotes, strict=True)
                 if compare(votes, n)
-            }
-        return self._memo[key]
+            },
+        )
 
     # -- reading documents back ---------------------------------------------------------------
 

@@ -138,8 +138,6 @@ class Store(SegmentTables, ZoteroTables):
             raise StorageError(f"cannot open the store {self.path}: {e.__cause__ or e}") from e
         except sqlite3.Error as e:
             raise StorageError(f"cannot open the store {self.path}: {e}") from e
-        except OSError as e:
-            raise StorageError(f"cannot create the store {self.path}: {e.strerror}") from e
 
     # -- lifecycle ---------------------------------------------------------------------------
 
