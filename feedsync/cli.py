@@ -216,7 +216,8 @@ def run(ctx: click.Context, config_path: Path | None, offline: bool, refresh: bo
     """Run one pass: fetch the digest, store it, match topics, publish the feeds.
 
     Exits 0 on success; 1 when a stage failed (the feeds were still published from what
-    is stored); 2 on a bad config; 3 when the store cannot be used.
+    is stored); 2 on a bad config; 3 when the store cannot be used; 130 on Ctrl-C and
+    143 on SIGTERM, at once, even with requests in flight.
     """
     from feedsync.pipeline import run as run_pass
 
@@ -328,7 +329,7 @@ def daemon(
 @click.option("--port", type=click.IntRange(1, 65535), help="Port (default: [server] port).")
 @click.pass_context
 def serve(ctx: click.Context, config_path: Path | None, host: str | None, port: int | None) -> None:
-    """Serve output_dir over HTTP, with /healthz, until SIGTERM or SIGINT.
+    """Serve output_dir over HTTP, with /healthz, until SIGTERM or SIGINT (then exit 0).
 
     Feeds get their proper content types, ETag and Last-Modified (304 on revalidation),
     gzip when asked for and a Cache-Control max-age that matches the schedule.
