@@ -9,7 +9,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
+
+import httpx
+
+from tests.fakes.hf_api import FakeHF
+from tests.fakes.hf_data import entry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,3 +43,32 @@ def test_small_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     # What the imports alone cost, beside scenarios 2 and 3's ratios.
     assert idle["import_floor_ratio"] > 0 and figures["scenarios"]["3"]["import_floor_ratio"] > 0
     assert "feedsync benchmark" in result.stdout
+
+
+def test_only_runs_the_backfill_the_other_scenarios_measure(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.bench", "--small", "--only", "3", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scenarios = json.loads(out.read_text())["scenarios"]
+    assert set(scenarios) == {"1", "3"}
+    assert not scenarios["3"]["result"].startswith("ERROR"), scenarios["3"]
+
+
+def test_the_benchmarks_fake_serves_a_changed_day_changed() -> None:
+    # The bench's fake encodes each answer once; set_day must drop what it cached.
+    day = date(2026, 3, 2)
+    url = "/api/daily_papers?date=2026-03-02&limit=100"
+    with FakeHF(cache_bodies=True) as hf, httpx.Client(base_url=hf.url) as client:
+        hf.set_day(day, [entry("2603.00001", "A first made-up title", day)])
+        first = client.get(url)
+        assert client.get(url).content == first.content  # served from the cache
+        hf.set_day(day, [entry("2603.00002", "A second made-up title", day)])
+        second = client.get(url, headers={"If-None-Match": first.headers["etag"]})
+    assert second.status_code == 200
+    assert [e["paper"]["id"] for e in second.json()] == ["2603.00002"]

@@ -53,6 +53,8 @@ class HFState:
     requests: list[Request] = field(default_factory=list)
     modified: datetime = field(default_factory=lambda: datetime(2026, 3, 6, 8, tzinfo=UTC))
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Encoded API answers by (day, page, limit), when the fake caches them; set_day clears it.
+    bodies: dict[tuple[date, int, int], bytes] | None = None
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -67,8 +69,11 @@ class QuietServer(ThreadingHTTPServer):
 class FakeHF:
     """Run with ``with FakeHF() as hf:``; ``hf.url`` is the base URL to configure."""
 
-    def __init__(self) -> None:
-        self.state = HFState()
+    def __init__(self, *, cache_bodies: bool = False) -> None:
+        # With cache_bodies, each API answer is encoded once per set_day, as a real service
+        # serves a day from its cache: a benchmark then times the client, not this fake's
+        # JSON encoding. Tests leave it off, so an entry changed in place is served changed.
+        self.state = HFState(bodies={} if cache_bodies else None)
         self._server = QuietServer(("127.0.0.1", 0), _Handler)
         self._server.state = self.state  # type: ignore[attr-defined]
         self._thread = threading.Thread(
@@ -91,6 +96,8 @@ class FakeHF:
     def set_day(self, day: date, entries: list[dict[str, Any]]) -> None:
         with self.state.lock:
             self.state.days[day] = list(entries)
+            if self.state.bodies is not None:
+                self.state.bodies.clear()
             self.state.modified = datetime.now(UTC).replace(microsecond=0)
 
     def fault(
@@ -223,7 +230,14 @@ class _Handler(BaseHTTPRequestHandler):
         with self.state.lock:
             entries = self.state.days.get(day, [])[page * limit : (page + 1) * limit]
             modified = self.state.modified
-        body = json.dumps(entries, ensure_ascii=False).encode()
+            bodies = self.state.bodies
+            if bodies is not None:  # encoded under the lock: set_day cannot slip in between
+                key = (day, page, limit)
+                if key not in bodies:
+                    bodies[key] = json.dumps(entries, ensure_ascii=False).encode()
+                body = bodies[key]
+        if bodies is None:
+            body = json.dumps(entries, ensure_ascii=False).encode()
         self._conditional(body, "application/json; charset=utf-8", modified, record)
 
     def _page(self, day_text: str, record: Request) -> None:
