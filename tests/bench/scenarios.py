@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.bench import floors
 from tests.bench.__main__ import FEEDSYNC, Size, files_newer_than, run_measured, write_config
 from tests.bench.archive import Archive
 from tests.fakes.hf_api import FakeHF
@@ -87,18 +88,12 @@ def _version_wall(ctx: Context) -> float:
     return ctx.version_wall
 
 
-# What a run must import before it can do anything, whatever feedsync's own code does: the
-# CLI (click, as --version), the HTTP client with the transport it loads for its first
-# request, and for a run that renders, the feed libraries.
-IDLE_FLOOR = "import click, httpx, httpcore"
-RENDER_FLOOR = IDLE_FLOOR + ", feedgen.feed, lxml.etree"
-
-
-def _floor_ratio(ctx: Context, imports: str) -> float:
-    """A bare Python importing only ``imports``, as a multiple of ``feedsync --version``."""
-    args = [sys.executable, "-c", imports]
-    run_measured(args)  # warm, as for --version
-    walls = [run_measured(args).wall for _ in range(max(3, ctx.size.repeats))]
+def _floor_ratio(ctx: Context, *args: str) -> float:
+    """A bare Python running ``args`` (after -c), as a multiple of ``feedsync --version``."""
+    command = [sys.executable, "-c", *args]
+    first = run_measured(command)  # warm, as for --version
+    assert first.returncode == 0, first.stderr[-2000:]
+    walls = [run_measured(command).wall for _ in range(max(3, ctx.size.repeats))]
     return _median(walls) / _version_wall(ctx)
 
 
@@ -121,7 +116,9 @@ def idle_run(ctx: Context) -> dict[str, Any]:
         written.append(files_newer_than(feeds, before))
     wall = _median(walls)
     in_daemon = _daemon_run_walls(ctx, runs=ctx.size.repeats + 1)[1:]
-    floor = _floor_ratio(ctx, IDLE_FLOOR)
+    floor = _floor_ratio(ctx, floors.IDLE_IMPORTS)
+    store = ctx.config.parent / "data" / "feedsync.sqlite3"  # type: ignore[union-attr]
+    least = _floor_ratio(ctx, floors.LEAST_IDLE_CHECK, str(ctx.config), str(store), "3")
     return {
         "name": "idle hourly run",
         "result": f"{wall:.3f} s = {wall / version:.2f}x --version",
@@ -132,13 +129,15 @@ def idle_run(ctx: Context) -> dict[str, Any]:
         "version_wall_s": round(version, 3),
         "ratio": round(wall / version, 2),
         "import_floor_ratio": round(floor, 2),
+        "least_program_ratio": round(least, 2),
         "requests": max(requests),
         "files_written": max(written),
         # The same pass as the daemon runs it every hour: no start-up, no imports.
         "daemon_run_s": round(_median(in_daemon), 4) if in_daemon else None,
         "details": f"{max(requests)} requests ({requests[0]} 304s), {max(written)} files written"
         + (f"; in the daemon {_median(in_daemon) * 1000:.0f} ms" if in_daemon else "")
-        + f"; `python -c '{IDLE_FLOOR}'` alone {floor:.2f}x",
+        + f"; `python -c '{floors.IDLE_IMPORTS}'` alone {floor:.2f}x"
+        + f"; the least idle check through click and httpx {least:.2f}x",
     }
 
 
@@ -190,7 +189,8 @@ def new_papers_run(ctx: Context) -> dict[str, Any]:
     # Later scenarios count on the archive as generated.
     ctx.hf.set_day(today, original)
     wall = _median(walls)
-    floor = _floor_ratio(ctx, RENDER_FLOOR)
+    floor = _floor_ratio(ctx, floors.RENDER_IMPORTS)
+    least = _floor_ratio(ctx, floors.LEAST_NEW_PAPERS_RENDER, str(ctx.size.new_papers))
     return {
         "name": f"hourly run, {ctx.size.new_papers} new papers",
         "result": f"{wall:.3f} s = {wall / version:.2f}x --version",
@@ -200,10 +200,12 @@ def new_papers_run(ctx: Context) -> dict[str, Any]:
         "peak_rss_mb": round(max(rss), 1),
         "ratio": round(wall / version, 2),
         "import_floor_ratio": round(floor, 2),
+        "least_program_ratio": round(least, 2),
         "requests": max(requests),
         "files_written": int(_median([float(w) for w in written])),
         "details": f"{int(_median([float(w) for w in written]))} files written, {max(requests)} requests"
-        f"; `python -c '{RENDER_FLOOR}'` alone {floor:.2f}x",
+        f"; `python -c '{floors.RENDER_IMPORTS}'` alone {floor:.2f}x"
+        f"; those imports and feedgen rendering the new entries, nothing else, {least:.2f}x",
     }
 
 
