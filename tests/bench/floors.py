@@ -14,28 +14,45 @@ from __future__ import annotations
 IDLE_IMPORTS = "import click, httpx, httpcore"
 RENDER_IMPORTS = IDLE_IMPORTS + ", feedgen.feed, lxml.etree"
 
-# An idle check: read the config, read the stored validators of the refetched days, and
-# ask for each day once, conditionally. argv: config, store, number of days.
-LEAST_IDLE_CHECK = """
-import sqlite3, sys, tomllib
+# Fetching the refetched days as a run does: read the config and the stored validators, and
+# ask for each day conditionally; a day that changed is read page by page. argv: config,
+# store, number of days.
+_FETCH = """
+import json, sqlite3, sys, tomllib
 import click, httpx
 with open(sys.argv[1], "rb") as f:
-    tomllib.load(f)
+    api = tomllib.load(f)["source"]["api_url"].rstrip("/")
 db = sqlite3.connect(sys.argv[2])
-rows = db.execute(
-    "SELECT url, etag FROM fetches ORDER BY day DESC LIMIT ?", (int(sys.argv[3]),)
-).fetchall()
-db.close()
+days = [d for (d,) in db.execute(
+    "SELECT DISTINCT day FROM fetches ORDER BY day DESC LIMIT ?", (int(sys.argv[3]),))]
+papers = []
 with httpx.Client() as client:
-    for url, etag in rows:
-        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    for day in days:
+        for page in range(100):
+            url = f"{api}/api/daily_papers?date={day}&limit=100" + (f"&p={page}" if page else "")
+            row = db.execute("SELECT etag FROM fetches WHERE url = ?", (url,)).fetchone()
+            answer = client.get(url, headers={"If-None-Match": row[0]} if row and row[0] else {})
+            if answer.status_code == 304:
+                break
+            batch = json.loads(answer.content)
+            papers += batch
+            if len(batch) < 100:
+                break
+db.close()
 """
 
-# New papers: only the imports and rendering each new paper's entry once through feedgen,
-# as RSS and as Atom; no fetching, parsing, storing, matching or writing. argv: papers.
-LEAST_NEW_PAPERS_RENDER = """
-import sys
-import click, httpx, httpcore, lxml.etree
+# An idle check: every day answers 304, one request each.
+LEAST_IDLE_CHECK = _FETCH
+
+# A run with new papers: the fetch, then the feed libraries render each new paper's entry
+# once, as RSS and as Atom, and as many files as the run wrote are written and renamed
+# into place (no fsync). No parsing into records, storing, matching or splicing. argv:
+# config, store, number of days, new papers, files, output directory.
+LEAST_NEW_PAPERS_RUN = (
+    _FETCH
+    + """
+import os
+import lxml.etree
 from feedgen.feed import FeedGenerator
 words = "sparse adaptive token routing across mixture experts under noisy labels".split()
 abstract = " ".join(words[i % len(words)] for i in range(180))
@@ -44,7 +61,7 @@ feed.id("http://127.0.0.1:8080/topic.atom")
 feed.title("A topic")
 feed.link(href="http://127.0.0.1:8080/topic.atom", rel="self")
 feed.description("Papers of a topic")
-for n in range(int(sys.argv[1])):
+for n in range(int(sys.argv[4])):
     entry = feed.add_entry()
     entry.id(f"https://arxiv.org/abs/2611.{n:05d}")
     entry.guid(f"https://arxiv.org/abs/2611.{n:05d}", permalink=True)
@@ -56,6 +73,11 @@ for n in range(int(sys.argv[1])):
     entry.published("2026-11-27T00:00:00+00:00")
     for word in words[:5]:
         entry.category(term=word)
-feed.rss_str()
-feed.atom_str()
+rendered = [feed.rss_str(), feed.atom_str()]
+for n in range(int(sys.argv[5])):
+    path = os.path.join(sys.argv[6], f"feed-{n}.xml")
+    with open(path + ".tmp", "wb") as f:
+        f.write(rendered[n % 2])
+    os.replace(path + ".tmp", path)
 """
+)
