@@ -236,10 +236,10 @@ def print_table(results: dict[str, Any]) -> None:
         f"{results['archive']['papers']} papers over {results['archive']['days']} days, "
         f"{results['size']['topics']} topics"
     )
-    print(f"{'#':<3}{'scenario':<34}{'result':<28}{'target':<27}{'details'}")
+    print(f"{'#':<3}{'scenario':<34}{'result':<28}{'target':<32}{'details'}")
     for number, r in results["scenarios"].items():
         print(
-            f"{number:<3}{r['name']:<34}{r['result']:<28}{r.get('target', ''):<27}{r.get('details', '')}"
+            f"{number:<3}{r['name']:<34}{r['result']:<28}{r.get('target', ''):<32}{r.get('details', '')}"
         )
 
 
