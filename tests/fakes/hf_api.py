@@ -21,9 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.fakes.server import FakeHandler, QuietServer
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 FAULTS = ("429", "500", "503", "reset", "truncate", "slow", "html", "wrong-shape", "empty", "404")
@@ -55,15 +56,6 @@ class HFState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Encoded API answers by (day, page, limit), when the fake caches them; set_day clears it.
     bodies: dict[tuple[date, int, int], bytes] | None = None
-
-
-class QuietServer(ThreadingHTTPServer):
-    """A threading server that does not print the clients' hang-ups (tests cause them)."""
-
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
 
 
 class FakeHF:
@@ -120,12 +112,8 @@ class FakeHF:
         self.state.requests.clear()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(FakeHandler):
     server_version = "FakeHF/1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-        pass
 
     @property
     def state(self) -> HFState:
@@ -263,24 +251,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _bad(self, message: str, record: Request) -> None:
         self._send(400, json.dumps({"error": message}).encode(), "application/json", record)
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        ctype: str,
-        record: Request,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        record.status = status
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body) if status != 304 else 0))
-        self.end_headers()
-        if status != 304:
-            self.wfile.write(body)
 
 
 def html_page(day: date, entries: list[dict[str, Any]]) -> str:

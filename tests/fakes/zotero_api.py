@@ -34,9 +34,10 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
+
+from tests.fakes.server import FakeHandler, QuietServer
 
 KEY_CHARS = "23456789ABCDEFGHIJKLMNPQRSTUVWXYZ"
 KEY = re.compile(f"^[{KEY_CHARS}]{{8}}$")
@@ -160,13 +161,6 @@ class _Fail(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-class QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass
 
 
 class FakeZotero:
@@ -332,15 +326,8 @@ def _delete_collection(state: ZoteroState, key: str) -> None:
             obj.version = obj.data["version"] = state.version
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(FakeHandler):
     server_version = "FakeZotero/3"
-    # Headers and body go out in two writes: without TCP_NODELAY, Nagle and the client's
-    # delayed ACK add ~40 ms to every answer.
-    disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     @property
     def state(self) -> ZoteroState:
@@ -429,23 +416,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
         self.connection.close()
         record.status = -1
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        ctype: str,
-        record: Request,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        record.status = status
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
     # -- routing -------------------------------------------------------------------------
 
