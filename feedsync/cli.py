@@ -216,8 +216,9 @@ def run(ctx: click.Context, config_path: Path | None, offline: bool, refresh: bo
     """Run one pass: fetch the digest, store it, match topics, publish the feeds.
 
     Exits 0 on success; 1 when a stage failed (the feeds were still published from what
-    is stored); 2 on a bad config; 3 when the store cannot be used; 130 on Ctrl-C and
-    143 on SIGTERM, at once, even with requests in flight.
+    is stored) or the feeds could not be written (the published ones stay as they were);
+    2 on a bad config; 3 when the store cannot be used; 130 on Ctrl-C and 143 on SIGTERM,
+    at once, even with requests in flight.
     """
     from feedsync.pipeline import run as run_pass
 

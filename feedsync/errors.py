@@ -9,7 +9,7 @@ from __future__ import annotations
 
 # Documented exit codes (README, "Exit codes").
 EXIT_OK = 0
-EXIT_FAILED = 1  # a stage failed; feeds were still published from what is stored
+EXIT_FAILED = 1  # a stage failed (feeds still published from the store), or publishing did
 EXIT_USAGE = 2  # bad config, bad input file, bad query, bad command line
 EXIT_UNAVAILABLE = 3  # the store or the daemon lock cannot be used
 

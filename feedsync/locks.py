@@ -35,9 +35,12 @@ def _holder(fd: int) -> str:
 
 
 def _claim(fd: int) -> None:
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+    # Who holds the lock is only told to a process that waits for it: a full disk refusing
+    # these few bytes must not stop a run, which then says what is wrong where it matters.
+    with contextlib.suppress(OSError):
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
 
 
 @contextlib.contextmanager

@@ -149,8 +149,10 @@ def run(
             first_failure = error or (report.failures[0] if report.failures else None)
             try:
                 store.finish_run(run_id, report.finished, result, report.to_json(), first_failure)
-            except FeedsyncError:
-                log.exception("cannot record the run status")
+            except FeedsyncError as e:
+                # Worded already (a full disk, say); the error that ended the run, if any,
+                # is the one the command reports.
+                log.error("cannot record the run status: %s", e)
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 
 from feedsync.cli import cli
 from feedsync.config import Config, load_config
+from feedsync.errors import StorageError
 from feedsync.fetch import HttpClient
 from feedsync.pipeline import run
 from feedsync.store import Store
@@ -219,6 +221,24 @@ def test_a_failing_source_keeps_the_published_feeds(tmp_path: Path, hf: FakeHF) 
         assert store.count() == 3
         last = store.last_runs(1)[0]
         assert last.result == "failed" and "HTTP 500" in (last.error or "")
+
+
+def test_a_store_that_refuses_the_run_status_is_one_logged_line(
+    tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A full disk refuses the status record too, after refusing what ended the run: the
+    # user gets that error's words, and one line for the record, not a traceback.
+    config = make_config(tmp_path, hf)
+
+    def refuse(*args: object) -> None:
+        raise StorageError("cannot write to the store: disk I/O error")
+
+    monkeypatch.setattr(Store, "finish_run", refuse)
+    with caplog.at_level(logging.ERROR, logger="feedsync"):
+        do_run(config)
+    (record,) = [r for r in caplog.records if "cannot record the run status" in r.getMessage()]
+    assert record.getMessage().endswith("cannot write to the store: disk I/O error")
+    assert record.exc_info is None
 
 
 def test_wrong_shape_and_html_answers_are_failures_not_crashes(tmp_path: Path, hf: FakeHF) -> None:

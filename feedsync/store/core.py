@@ -45,7 +45,7 @@ from feedsync.store.rows import (
 )
 from feedsync.store.schema import MIGRATIONS, statements
 from feedsync.store.segments import SegmentTables
-from feedsync.store.sqlite import Connection, Transaction
+from feedsync.store.sqlite import Connection, Transaction, describe
 from feedsync.store.zotero import ZoteroTables
 from feedsync.text import normalize_title, title_key
 
@@ -113,7 +113,7 @@ class Store(SegmentTables, ZoteroTables):
             )
             self._db.store_path = self.path
         except sqlite3.Error as e:
-            raise StorageError(f"cannot open the store {self.path}: {e}") from e
+            raise StorageError(f"cannot open the store {self.path}: {describe(e)}") from e
         except OSError as e:
             raise StorageError(f"cannot create the store {self.path}: {e.strerror}") from e
         try:
@@ -135,9 +135,11 @@ class Store(SegmentTables, ZoteroTables):
         except StorageError as e:
             if e.message.startswith("the store"):  # a schema newer than this feedsync
                 raise
-            raise StorageError(f"cannot open the store {self.path}: {e.__cause__ or e}") from e
+            cause = e.__cause__
+            reason = describe(cause) if isinstance(cause, sqlite3.Error) else str(cause or e)
+            raise StorageError(f"cannot open the store {self.path}: {reason}") from e
         except sqlite3.Error as e:
-            raise StorageError(f"cannot open the store {self.path}: {e}") from e
+            raise StorageError(f"cannot open the store {self.path}: {describe(e)}") from e
 
     # -- lifecycle ---------------------------------------------------------------------------
 

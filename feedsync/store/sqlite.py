@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 from feedsync.errors import StorageError
+
+# SQLite words a write the disk refuses as "disk I/O error", which does not say that the
+# usual cause is a full disk (or a file-size limit); "database or disk is full" does.
+_WRITE_FAILURES = frozenset(
+    {"SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE", "SQLITE_IOERR_SHMSIZE"}
+)
+
+
+def describe(error: sqlite3.Error) -> str:
+    """SQLite's own words for an error, with a hint where they leave the cause out."""
+    if getattr(error, "sqlite_errorname", None) in _WRITE_FAILURES:
+        return f"{error}: a write was refused; is the disk full?"
+    return str(error)
 
 
 class Connection(sqlite3.Connection):
@@ -22,13 +36,13 @@ class Connection(sqlite3.Connection):
         try:
             return super().execute(sql, parameters)
         except sqlite3.Error as e:
-            raise StorageError(f"cannot use the store {self.store_path}: {e}") from e
+            raise StorageError(f"cannot use the store {self.store_path}: {describe(e)}") from e
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
         try:
             return super().executemany(sql, parameters)
         except sqlite3.Error as e:
-            raise StorageError(f"cannot use the store {self.store_path}: {e}") from e
+            raise StorageError(f"cannot use the store {self.store_path}: {describe(e)}") from e
 
 
 class Transaction:
@@ -42,7 +56,7 @@ class Transaction:
         try:
             sqlite3.Connection.execute(self._db, "BEGIN IMMEDIATE")
         except sqlite3.Error as e:
-            raise StorageError(f"cannot write to the store {self._path}: {e}") from e
+            raise StorageError(f"cannot write to the store {self._path}: {describe(e)}") from e
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
@@ -51,10 +65,17 @@ class Transaction:
             try:
                 sqlite3.Connection.execute(self._db, "COMMIT")
             except sqlite3.Error as e:
-                sqlite3.Connection.execute(self._db, "ROLLBACK")
-                raise StorageError(f"cannot write to the store {self._path}: {e}") from e
+                self._rollback()
+                raise StorageError(f"cannot write to the store {self._path}: {describe(e)}") from e
             return
-        if self._db.in_transaction:
-            sqlite3.Connection.execute(self._db, "ROLLBACK")
+        self._rollback()
         if isinstance(exc, sqlite3.Error):
-            raise StorageError(f"cannot write to the store {self._path}: {exc}") from exc
+            raise StorageError(f"cannot write to the store {self._path}: {describe(exc)}") from exc
+
+    def _rollback(self) -> None:
+        # SQLite may have rolled back already: a COMMIT that finds the disk full does. And a
+        # rollback that fails must not replace the error that made it necessary, which is
+        # the one that tells the user what is wrong.
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                sqlite3.Connection.execute(self._db, "ROLLBACK")

@@ -1,0 +1,128 @@
+"""A disk that fills up, as a file-size limit on the command (RLIMIT_FSIZE, no root needed).
+
+Whichever write is refused first (creating the store, storing papers, caching entries,
+recording the run, writing a feed), the command says so in one line with a documented exit
+code and no traceback; the store stays consistent, the feeds already published stay as they
+were, and once there is room again the next run completes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import feedparser
+import pytest
+
+resource = pytest.importorskip("resource")
+
+DEMO = Path(__file__).resolve().parent.parent / "config" / "demo"
+
+
+def limited_to(kilobytes: int) -> Callable[[], None]:
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write is an error, not a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (kilobytes * 1024, kilobytes * 1024))
+
+    return limit
+
+
+def feedsync_run(
+    config: Path, limit: Callable[[], None] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "feedsync", "--config", str(config), "run"],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def demo_config(home: Path, title: str = "Reasoning") -> Path:
+    demo = DEMO.as_posix()
+    config = home / "feedsync.toml"
+    config.write_text(
+        f'data_dir = "data"\noutput_dir = "feeds"\n'
+        f'[source]\nkind = "files"\npaths = ["{demo}/*.json", "{demo}/*.html"]\n'
+        f'[topics.reasoning]\ntitle = "{title}"\nquery = "reasoning OR planning"\n'
+        '[topics.everything]\ntitle = "Everything"\nquery = "upvotes:>=0"\n',
+        encoding="utf-8",
+    )
+    return config
+
+
+@pytest.fixture(scope="module")
+def room_needed(tmp_path_factory: pytest.TempPathFactory) -> int:
+    """The smallest file-size limit (KB) under which a new installation's run completes.
+
+    Measured rather than written down: SQLite's write-ahead log, not the final files,
+    sets it, and it moves with the store's schema and SQLite's version.
+    """
+    fails, completes = 0, 8192
+    while completes - fails > 8:
+        middle = (fails + completes) // 2
+        home = tmp_path_factory.mktemp("room")
+        if feedsync_run(demo_config(home), limited_to(middle)).returncode == 0:
+            completes = middle
+        else:
+            fails = middle
+    assert fails > 64, "a run that needs almost no room tests nothing here"
+    return completes
+
+
+def refused_in_one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("feedsync: error: "), result.stderr
+    return last
+
+
+def snapshot(feeds: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(feeds.iterdir())}
+
+
+def assert_consistent(tmp_path: Path) -> None:
+    db = sqlite3.connect(tmp_path / "data" / "feedsync.sqlite3")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("PRAGMA foreign_key_check").fetchall() == []
+    finally:
+        db.close()
+    for feed in (tmp_path / "feeds").glob("*.atom"):
+        assert not feedparser.parse(feed.read_bytes()).bozo, feed
+
+
+# From refusing the store's first pages to refusing only the last writes of a run.
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.3, 0.6, 0.9])
+def test_a_full_disk_on_a_new_installation(tmp_path: Path, room_needed: int, share: float) -> None:
+    config = demo_config(tmp_path)
+    limited = feedsync_run(config, limited_to(int(room_needed * share)))
+    assert limited.returncode in (1, 3), limited.stderr  # writing feeds: 1; the store: 3
+    line = refused_in_one_line(limited)
+    assert "is the disk full?" in line or "File too large" in line, line
+    again = feedsync_run(config)
+    assert again.returncode == 0, again.stderr
+    assert_consistent(tmp_path)
+    assert feedparser.parse((tmp_path / "feeds" / "everything.atom").read_bytes()).entries
+
+
+def test_a_full_disk_leaves_the_published_feeds_as_they_were(tmp_path: Path) -> None:
+    config = demo_config(tmp_path)
+    assert feedsync_run(config).returncode == 0
+    feeds = tmp_path / "feeds"
+    before = snapshot(feeds)
+    # A new title changes that topic's feeds and the index; no write may get through.
+    config = demo_config(tmp_path, title="Reasoning and planning")
+    limited = feedsync_run(config, limited_to(0))
+    assert limited.returncode in (1, 3), limited.stderr
+    refused_in_one_line(limited)
+    assert snapshot(feeds) == before  # not a byte changed, no temporary file left
+    assert_consistent(tmp_path)
+    assert feedsync_run(config).returncode == 0
+    assert "Reasoning and planning" in (feeds / "reasoning.atom").read_text(encoding="utf-8")
