@@ -9,15 +9,19 @@ were, and once there is room again the next run completes.
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 import feedparser
 import pytest
+
+from tests.fakes.zotero_api import FakeZotero
 
 resource = pytest.importorskip("resource")
 
@@ -33,47 +37,61 @@ def limited_to(kilobytes: int) -> Callable[[], None]:
 
 
 def feedsync_run(
-    config: Path, limit: Callable[[], None] | None = None
+    config: Path, limit: Callable[[], None] | None = None, zotero: FakeZotero | None = None
 ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FEEDSYNC_ZOTERO__API_KEY": zotero.api_key} if zotero else None
     return subprocess.run(
         [sys.executable, "-m", "feedsync", "--config", str(config), "run"],
         preexec_fn=limit,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
 
 
-def demo_config(home: Path, title: str = "Reasoning") -> Path:
+def demo_config(home: Path, title: str = "Reasoning", zotero: FakeZotero | None = None) -> Path:
     demo = DEMO.as_posix()
     config = home / "feedsync.toml"
-    config.write_text(
+    text = (
         f'data_dir = "data"\noutput_dir = "feeds"\n'
         f'[source]\nkind = "files"\npaths = ["{demo}/*.json", "{demo}/*.html"]\n'
         f'[topics.reasoning]\ntitle = "{title}"\nquery = "reasoning OR planning"\n'
-        '[topics.everything]\ntitle = "Everything"\nquery = "upvotes:>=0"\n',
-        encoding="utf-8",
+        '[topics.everything]\ntitle = "Everything"\nquery = "upvotes:>=0"\n'
     )
+    if zotero:
+        text += (
+            f"zotero = true\n[zotero]\nenabled = true\nlibrary_id = "
+            f'"{zotero.library_id}"\napi_url = "{zotero.url}"\n'
+        )
+    config.write_text(text, encoding="utf-8")
     return config
 
 
-@pytest.fixture(scope="module")
-def room_needed(tmp_path_factory: pytest.TempPathFactory) -> int:
-    """The smallest file-size limit (KB) under which a new installation's run completes.
+def smallest_room(completes: Callable[[int], bool]) -> int:
+    """The smallest file-size limit (KB) under which a run completes, found by bisection.
 
     Measured rather than written down: SQLite's write-ahead log, not the final files,
     sets it, and it moves with the store's schema and SQLite's version.
     """
-    fails, completes = 0, 8192
-    while completes - fails > 8:
-        middle = (fails + completes) // 2
-        home = tmp_path_factory.mktemp("room")
-        if feedsync_run(demo_config(home), limited_to(middle)).returncode == 0:
-            completes = middle
+    fails, done = 0, 8192
+    while done - fails > 1:
+        middle = (fails + done) // 2
+        if completes(middle):
+            done = middle
         else:
             fails = middle
     assert fails > 64, "a run that needs almost no room tests nothing here"
-    return completes
+    return done
+
+
+@pytest.fixture(scope="module")
+def room_needed(tmp_path_factory: pytest.TempPathFactory) -> int:
+    def completes(kilobytes: int) -> bool:
+        home = tmp_path_factory.mktemp("room")
+        return feedsync_run(demo_config(home), limited_to(kilobytes)).returncode == 0
+
+    return smallest_room(completes)
 
 
 def refused_in_one_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -126,3 +144,29 @@ def test_a_full_disk_leaves_the_published_feeds_as_they_were(tmp_path: Path) -> 
     assert_consistent(tmp_path)
     assert feedsync_run(config).returncode == 0
     assert "Reasoning and planning" in (feeds / "reasoning.atom").read_text(encoding="utf-8")
+
+
+def test_a_full_disk_after_the_zotero_writes_leaves_each_paper_once(tmp_path: Path) -> None:
+    def completes(kilobytes: int) -> bool:
+        with FakeZotero() as zot:
+            home = tmp_path / f"probe-{kilobytes}"
+            home.mkdir()
+            config = demo_config(home, zotero=zot)
+            return feedsync_run(config, limited_to(kilobytes), zot).returncode == 0
+
+    room = smallest_room(completes)
+    with FakeZotero() as zot:
+        home = tmp_path / "run"
+        home.mkdir()
+        config = demo_config(home, zotero=zot)
+        # Just under the room a run needs, the disk refuses its last writes: the store's
+        # record of the items the Zotero sync has just created.
+        limited = feedsync_run(config, limited_to(room - 1), zot)
+        assert limited.returncode == 3, limited.stderr
+        refused_in_one_line(limited)
+        created = len(zot.items("preprint"))
+        assert created > 0, "the disk should have refused the run after its Zotero writes"
+        again = feedsync_run(config, zotero=zot)
+        assert again.returncode == 0, again.stderr
+        in_zotero = Counter(item["archiveID"] for item in zot.items("preprint"))
+    assert len(in_zotero) == created and set(in_zotero.values()) == {1}
