@@ -170,3 +170,37 @@ def test_a_full_disk_after_the_zotero_writes_leaves_each_paper_once(tmp_path: Pa
         assert again.returncode == 0, again.stderr
         in_zotero = Counter(item["archiveID"] for item in zot.items("preprint"))
     assert len(in_zotero) == created and set(in_zotero.values()) == {1}
+
+
+def test_the_daemon_rides_out_a_full_disk_and_catches_up(tmp_path: Path) -> None:
+    def soft_limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        # Only the soft limit, so that the test can lift it: room made on the disk.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16 * 1024, resource.RLIM_INFINITY))
+
+    config = demo_config(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "feedsync", "--config", str(config), "daemon", "--interval", "0.3"],
+        preexec_fn=soft_limit,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stderr:
+            lines.append(line)
+            if sum("run failed" in seen for seen in lines) == 2 and "run ok" not in line:
+                resource.prlimit(proc.pid, resource.RLIMIT_FSIZE, (-1, -1))  # room again
+            if "run ok" in line:
+                break
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.communicate(timeout=30)[1]
+    log = "".join(lines) + rest
+    assert proc.returncode == 0, log
+    assert "Traceback" not in log
+    failures = [line for line in lines if "run failed" in line]
+    assert len(failures) >= 2 and all("is the disk full?" in line for line in failures), log
+    assert_consistent(tmp_path)
+    assert feedparser.parse((tmp_path / "feeds" / "everything.atom").read_bytes()).entries
