@@ -417,6 +417,8 @@ def test_tree_nodes() -> None:
         ("x //", 3, "empty regex"),
         ("x /[[a]/", 3, "ambiguous regex"),
         ("x /abc/i", 8, "a space must follow a regex (there are no flags"),
+        ("x /(\\w+\\s?)+models$/", 3, "regex may run for hours"),
+        ("title:/(a+)+b/", 7, "give each repetition something it must end with"),
         ("(" * 101 + "a" + ")" * 101, 101, "too deeply nested (more than 100 levels)"),
         ("-" * 50 + "NOT " * 51 + "a", 251, "too deeply nested"),
     ],
@@ -848,3 +850,41 @@ def _segment_of(docs: dict[int, Document]) -> Segment:
     builder = SegmentBuilder()
     builder.add(MemoryIndex(docs))
     return builder.segment()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "refused"),
+    [
+        # A repeat whose iterations can divide the same text in many ways.
+        (r"(\w+\s?)+models$", True),  # a word may end anywhere: the space is optional
+        (r"(a+)+", True),
+        (r"((\w+)\s?)+", True),  # plain groups are opened
+        (r"(?:[a-z]+-?)+x", True),
+        (r"(\w+[,;]?\s*)+", True),
+        (r"(a*b*)+", True),
+        (r"(x+x+)+y", True),
+        (r"(A+a)+", True),  # case is ignored: a is one of A+'s letters
+        (r"(.+,)+", True),
+        (r"(.*a){20}", True),  # bounded, but many times
+        # Each iteration must end with something the inner repeat cannot take: one division.
+        (r"(\w+\s)+", False),
+        (r"(\s\w+)*", False),
+        (r"\b(\w+\s+)+model", False),
+        (r"(ab*)+", False),
+        (r"([a-z]+[0-9])+", False),
+        (r"(\W+\w)+", False),
+        (r"([^,]+,)+", False),
+        (r"(\d+\.){3}\d+", False),  # bounded by few
+        (r"(\w+\s?){2}", False),
+        # What cannot backtrack.
+        (r"(?>(\w+\s?)+)x", False),
+        (r"(\w+\s?)++x", False),
+        # Plain regexes; and a slow one the test does not see.
+        (r"\bkv[- ]cache\b", False),
+        (r"(a|aa)+", False),
+    ],
+)
+def test_regexes_that_can_backtrack_for_hours_are_found(pattern: str, refused: bool) -> None:
+    from feedsync.query.backtracking import exponential_repeat
+
+    assert exponential_repeat(re.compile(pattern, re.IGNORECASE)) is refused

@@ -168,6 +168,15 @@ class _Lexer:
             raise self.error(f"invalid regex: {getattr(e, 'msg', e)}", column) from None
         except Warning as e:
             raise self.error(f"ambiguous regex: {e}", start) from None
+        from feedsync.query.backtracking import exponential_repeat
+
+        if exponential_repeat(pattern):
+            raise self.error(
+                "regex may run for hours: a repeated group can divide the same text in many "
+                "ways; give each repetition something it must end with, as in (\\w+\\s)+ "
+                "rather than (\\w+\\s?)+",
+                start,
+            )
         end = columns[-1] + 1
         if end < len(self.text) and not _WORD_END.match(self.text, end):
             message = "a space must follow a regex (there are no flags: case is always ignored)"
