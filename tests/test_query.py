@@ -888,3 +888,15 @@ def test_regexes_that_can_backtrack_for_hours_are_found(pattern: str, refused: b
     from feedsync.query.backtracking import exponential_repeat
 
     assert exponential_repeat(re.compile(pattern, re.IGNORECASE)) is refused
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_TWIN_PIECES), min_size=1, max_size=8).map("".join))
+def test_the_backtracking_test_reads_any_regex(pattern: str) -> None:
+    from feedsync.query.backtracking import exponential_repeat
+
+    try:
+        compiled = re.compile(pattern, re.IGNORECASE)
+    except re.error:
+        return
+    assert exponential_repeat(compiled) in (True, False)

@@ -42,9 +42,9 @@ def exponential_repeat(pattern: re.Pattern[str]) -> bool:
     """Whether ``pattern`` has a repeat that can backtrack exponentially (see above)."""
     try:
         tree = _parser.parse(pattern.pattern, pattern.flags)
-    except (re.error, RecursionError):  # it compiled; a parser change must not refuse it
+        return any(_refused(item, pattern.flags) for item in _walk(list(tree)))
+    except (re.error, RecursionError):  # it compiled: what this test cannot read, it lets be
         return False
-    return any(_refused(item, pattern.flags) for item in _walk(list(tree)))
 
 
 def _walk(items: list[Item]) -> Iterator[Item]:
