@@ -62,6 +62,7 @@ class HttpClient:
         jitter: Callable[[], float] = random.random,
         tls: bool = True,
     ) -> None:
+        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.requests = 0  # requests sent, retries included (the benchmark reports it)
@@ -108,6 +109,9 @@ class HttpClient:
                 wait = self._backoff(attempt)
             except _TooLarge:
                 raise FetchError(f"response larger than {MAX_BODY // 2**20} MB", url) from None
+            except _TooSlow:
+                problem = f"answer not complete after {self.timeout:g} s"
+                wait = self._backoff(attempt)
             else:
                 if response.status in (200, 304):
                     return response
@@ -127,6 +131,10 @@ class HttpClient:
 
     def _send(self, url: str, headers: dict[str, str]) -> Response:
         self.requests += 1
+        # httpx times each read, not the answer: a server (or a stuck proxy) that sends a
+        # byte now and then would hold a run, and a daemon's every later pass, for good.
+        # The timeout is for the whole answer, as the config says.
+        deadline = time.monotonic() + self.timeout
         with self._client.stream("GET", url, headers=headers) as r:
             if r.status_code != 200:
                 r.read()
@@ -137,6 +145,8 @@ class HttpClient:
                 size += len(chunk)
                 if size > MAX_BODY:
                     raise _TooLarge
+                if time.monotonic() > deadline:
+                    raise _TooSlow
                 chunks.append(chunk)
             return _response(r, b"".join(chunks))
 
@@ -146,6 +156,10 @@ class HttpClient:
 
 
 class _TooLarge(Exception):
+    pass
+
+
+class _TooSlow(Exception):
     pass
 
 

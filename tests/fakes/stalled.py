@@ -35,3 +35,48 @@ class StalledServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class TricklingServer:
+    """Answers 200 with a long body, and sends it one byte every ``interval`` seconds: each
+    read is quick, the answer never ends (a stuck proxy, a sick server)."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self._interval = interval
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.requests = 0
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._trickle, args=(connection,), daemon=True).start()
+
+    def _trickle(self, connection: socket.socket) -> None:
+        with connection:
+            try:
+                connection.recv(65536)
+                self.requests += 1
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: 1000000\r\n\r\n["
+                )
+                while not self._closed.wait(self._interval):
+                    connection.sendall(b" ")
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self._closed.set()
+        self._listener.close()
+
+    def __enter__(self) -> TricklingServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
