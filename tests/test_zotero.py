@@ -424,6 +424,27 @@ def test_every_injected_fault_ends_with_each_paper_once(
     assert len(zot.item_writes()) <= 4
 
 
+@pytest.mark.timeout(30)  # without the limit, the answer is waited for until this ends it
+def test_a_zotero_answer_that_never_ends_fails_after_the_timeout() -> None:
+    from feedsync.errors import SyncError
+    from tests.fakes.stalled import TricklingServer
+
+    with TricklingServer(interval=0.1) as server:
+        zotero = ZoteroClient(
+            library_id="475425",
+            library_type="user",
+            api_key="fake-zotero-key-0123456789",
+            api_url=server.url,
+            timeout=0.6,
+            attempts=2,
+            backoff=0.001,
+            sleep=Sleeps(),
+        )
+        with zotero, pytest.raises(SyncError, match="timed out, gave up after 2 attempts"):
+            zotero.item_versions(tag="feedsync")
+    assert server.requests == 2
+
+
 def test_a_refused_object_is_recorded_and_retried_next_run(tmp_path: Path, zot: FakeZotero) -> None:
     config = make_config(tmp_path, zot)
     topics = store_papers(config, PAPERS)

@@ -26,7 +26,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -126,6 +126,7 @@ class ZoteroClient:
             timeout=httpx2.Timeout(timeout),
             follow_redirects=True,
             event_hooks={"request": [self._count]},
+            transport=_WholeAnswerTimeout(timeout),
         )
         self._zot = _Zotero(library_id, library_type, api_key, client=self._http, pause=self._pause)
         self._zot.endpoint = self.api_url
@@ -315,6 +316,37 @@ def _idempotent(objects: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _asked_wait(response: httpx2.Response) -> float:
     asked = [wait_seconds(response.headers.get(h)) for h in ("Retry-After", "Backoff")]
     return max((a for a in asked if a is not None), default=0.0)
+
+
+class _WholeAnswerTimeout(httpx2.HTTPTransport):
+    """The timeout for each whole answer: httpx2, like httpx, times each read, so a server
+    that sends a byte now and then would hold the sync for good (see fetch.py)."""
+
+    def __init__(self, timeout: float) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        deadline = time.monotonic() + self._timeout
+        response = super().handle_request(request)
+        response.stream = _Until(response.stream, deadline, request)
+        return response
+
+
+class _Until(httpx2.SyncByteStream):
+    def __init__(self, stream: Any, deadline: float, request: httpx2.Request) -> None:
+        self._stream = stream
+        self._deadline = deadline
+        self._request = request
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._stream:
+            if time.monotonic() > self._deadline:
+                raise httpx2.ReadTimeout("answer not complete in time", request=self._request)
+            yield chunk
+
+    def close(self) -> None:
+        self._stream.close()
 
 
 def _text(response: httpx2.Response) -> str:
