@@ -294,23 +294,38 @@ def _merge_digest(
 
 
 def digest_files(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
-    """The files the globs name, each once, in order; and the plain paths that are missing."""
+    """The files the globs name, each once, in order; and what is wrong with the patterns
+    that name none: a plain path that is missing, or a glob whose folder is (a typo would
+    otherwise give empty feeds for good; an empty drop folder is fine)."""
     seen: dict[Path, None] = {}
-    missing = []
+    problems = []
     for pattern in patterns:
         matches = sorted(glob.glob(pattern, recursive=True))
-        if not matches and not glob.has_magic(pattern):
-            missing.append(pattern)
+        if not matches:
+            if not glob.has_magic(pattern):
+                problems.append(f"{pattern}: no such file")
+            elif not (folder := _fixed_folder(pattern)).is_dir():
+                problems.append(f"{pattern}: no such folder {folder}")
         for name in matches:
             path = Path(name)
             if path.is_file():
                 seen.setdefault(path)
-    return list(seen), missing
+    return list(seen), problems
+
+
+def _fixed_folder(pattern: str) -> Path:
+    """The folder a glob starts in: its leading parts without wildcards."""
+    fixed = []
+    for part in Path(pattern).parts[:-1]:
+        if glob.has_magic(part):
+            break
+        fixed.append(part)
+    return Path(*fixed) if fixed else Path(".")
 
 
 def _expand(patterns: Sequence[str], report: SourceReport) -> Iterator[Path]:
-    files, missing = digest_files(patterns)
-    report.failures.extend(f"{pattern}: no such file" for pattern in missing)
+    files, problems = digest_files(patterns)
+    report.failures.extend(problems)
     yield from files
 
 

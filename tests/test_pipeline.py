@@ -466,3 +466,32 @@ max_items = 50
 title = "Reasoning"
 query = 'reasoning OR "chain of thought"'
 """
+
+
+@pytest.mark.parametrize(
+    ("paths", "failure"),
+    [
+        (["drop/*.json"], None),  # an empty drop folder: nothing to read yet
+        (["drop/**/*.json"], None),
+        (["nope/*.json"], "nope/*.json: no such folder"),  # a typo: empty feeds for good
+        (["nope/**/*.json"], "nope/**/*.json: no such folder"),
+        (["missing.json"], "missing.json: no such file"),
+    ],
+)
+def test_a_files_source_names_the_paths_that_find_nothing(
+    tmp_path: Path, paths: list[str], failure: str | None
+) -> None:
+    (tmp_path / "drop").mkdir()
+    config_path = tmp_path / "feedsync.toml"
+    config_path.write_text(
+        f'data_dir = "data"\noutput_dir = "out"\n[source]\nkind = "files"\npaths = {paths!r}\n'
+        '[topics.a]\ntitle = "A"\nquery = "planning"\n'.replace("'", '"'),
+        encoding="utf-8",
+    )
+    report = run(load_config(config_path, {}))
+    if failure is None:
+        assert report.ok, report.failures
+    else:
+        (only,) = report.failures
+        assert only.startswith(f"source: {tmp_path}/{failure}"), only
+    assert (tmp_path / "out" / "a.atom").exists()  # published all the same
