@@ -165,3 +165,26 @@ def test_a_run_waiting_on_a_stalled_server_stops_at_once_on_ctrl_c_or_sigterm(
         timeout=60,
     )
     assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--since", "2026-13-01"], "Invalid value for '--since'"),
+        (["--since", "2026-03-05", "--until", "2026-03-01"], "--until 2026-03-01 is before"),
+        (["--since", "2026-03-01", "--until", "2062-03-01"], "--until 2062-03-01 is in the future"),
+    ],
+)
+def test_backfill_refuses_days_it_cannot_fetch(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    config = tmp_path / "feedsync.toml"
+    config.write_text(
+        'data_dir = "data"\noutput_dir = "out"\n[source]\napi_url = "http://127.0.0.1:9"\n'
+        '[topics.a]\ntitle = "A"\nquery = "planning"\n',
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "backfill", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not (tmp_path / "data").exists()  # refused before anything was opened
