@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -130,10 +131,36 @@ class HttpClient:
             attempt += 1
 
     def _send(self, url: str, headers: dict[str, str]) -> Response:
+        """One attempt, over within the timeout however the server sends (or not) its answer.
+
+        httpx times each read, not the answer: a server, or a stuck proxy, that sends a byte
+        now and then would hold a run, and a daemon's every later pass, for good. The
+        attempt runs on its own thread; one not over in time is abandoned (its thread ends
+        when the answer does, or when the run closes the client under it).
+        """
         self.requests += 1
-        # httpx times each read, not the answer: a server (or a stuck proxy) that sends a
-        # byte now and then would hold a run, and a daemon's every later pass, for good.
-        # The timeout is for the whole answer, as the config says.
+        outcome: list[Response | BaseException] = []
+        over = threading.Event()
+
+        def attempt() -> None:
+            try:
+                outcome.append(self._receive(url, headers))
+            except BaseException as e:  # handed to the caller, whatever it is
+                outcome.append(e)
+            finally:
+                over.set()
+
+        threading.Thread(target=attempt, name="fetch-attempt", daemon=True).start()
+        # The body's own check ends a slow answer at the timeout; this wait, a little later,
+        # also bounds the headers.
+        if not over.wait(self.timeout * 1.5):
+            raise _TooSlow
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _receive(self, url: str, headers: dict[str, str]) -> Response:
         deadline = time.monotonic() + self.timeout
         with self._client.stream("GET", url, headers=headers) as r:
             if r.status_code != 200:

@@ -113,12 +113,13 @@ def test_absurd_retry_after_fails_instead_of_hanging(hf: FakeHF) -> None:
 
 
 @pytest.mark.timeout(30)  # without the limit, the answer is waited for until this ends it
-def test_an_answer_that_never_ends_fails_after_the_timeout() -> None:
+@pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
+def test_an_answer_that_never_ends_fails_after_the_timeout(in_headers: bool) -> None:
     """Each read is quick, the whole answer never comes: the timeout bounds the answer, so
     a run (and a daemon's next passes) cannot wait for it for good."""
     from tests.fakes.stalled import TricklingServer
 
-    with TricklingServer(interval=0.1) as server:
+    with TricklingServer(interval=0.1, headers=in_headers) as server:
         http = HttpClient(timeout=0.6, retries=1, backoff=0.01)
         with pytest.raises(FetchError, match=r"answer not complete after 0.6 s, gave up after 2"):
             http.get(f"{server.url}/api/daily_papers?date=2026-03-06")

@@ -39,10 +39,12 @@ class StalledServer:
 
 class TricklingServer:
     """Answers 200 with a long body, and sends it one byte every ``interval`` seconds: each
-    read is quick, the answer never ends (a stuck proxy, a sick server)."""
+    read is quick, the answer never ends (a stuck proxy, a sick server). With ``headers``,
+    the bytes are those of a header that never ends."""
 
-    def __init__(self, interval: float = 0.2) -> None:
+    def __init__(self, interval: float = 0.2, *, headers: bool = False) -> None:
         self._interval = interval
+        self._headers = headers
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
         self.requests = 0
@@ -62,12 +64,15 @@ class TricklingServer:
             try:
                 connection.recv(65536)
                 self.requests += 1
-                connection.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: 1000000\r\n\r\n["
-                )
+                if self._headers:
+                    connection.sendall(b"HTTP/1.1 200 OK\r\nX-Padding: ")
+                else:
+                    connection.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 1000000\r\n\r\n["
+                    )
                 while not self._closed.wait(self._interval):
-                    connection.sendall(b" ")
+                    connection.sendall(b"x" if self._headers else b" ")
             except OSError:
                 pass
 
