@@ -425,11 +425,12 @@ def test_every_injected_fault_ends_with_each_paper_once(
 
 
 @pytest.mark.timeout(30)  # without the limit, the answer is waited for until this ends it
-def test_a_zotero_answer_that_never_ends_fails_after_the_timeout() -> None:
+@pytest.mark.parametrize("in_headers", [False, True], ids=["body", "headers"])
+def test_a_zotero_answer_that_never_ends_fails_after_the_timeout(in_headers: bool) -> None:
     from feedsync.errors import SyncError
     from tests.fakes.stalled import TricklingServer
 
-    with TricklingServer(interval=0.1) as server:
+    with TricklingServer(interval=0.1, headers=in_headers) as server:
         zotero = ZoteroClient(
             library_id="475425",
             library_type="user",

@@ -25,6 +25,7 @@ import html
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -320,7 +321,9 @@ def _asked_wait(response: httpx2.Response) -> float:
 
 class _WholeAnswerTimeout(httpx2.HTTPTransport):
     """The timeout for each whole answer: httpx2, like httpx, times each read, so a server
-    that sends a byte now and then would hold the sync for good (see fetch.py)."""
+    that sends a byte now and then would hold the sync for good (see fetch.py). The head
+    is awaited on a thread of its own, abandoned at 1.5 times the timeout (it ends when
+    the answer does, or the client closes); the body stops at the timeout."""
 
     def __init__(self, timeout: float) -> None:
         super().__init__()
@@ -328,7 +331,23 @@ class _WholeAnswerTimeout(httpx2.HTTPTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         deadline = time.monotonic() + self._timeout
-        response = super().handle_request(request)
+        outcome: list[httpx2.Response | BaseException] = []
+        over = threading.Event()
+
+        def head() -> None:
+            try:
+                outcome.append(super(_WholeAnswerTimeout, self).handle_request(request))
+            except BaseException as e:  # handed to the caller, whatever it is
+                outcome.append(e)
+            finally:
+                over.set()
+
+        threading.Thread(target=head, name="zotero-request", daemon=True).start()
+        if not over.wait(self._timeout * 1.5):
+            raise httpx2.ReadTimeout("answer not complete in time", request=request)
+        response = outcome[0]
+        if isinstance(response, BaseException):
+            raise response
         response.stream = _Until(response.stream, deadline, request)
         return response
 
