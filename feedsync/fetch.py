@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ import httpx
 
 from feedsync import __version__
 from feedsync.errors import FetchError
+from feedsync.threads import Late, within
 from feedsync.waits import wait_seconds
 
 log = logging.getLogger(__name__)
@@ -139,26 +139,12 @@ class HttpClient:
         when the answer does, or when the run closes the client under it).
         """
         self.requests += 1
-        outcome: list[Response | BaseException] = []
-        over = threading.Event()
-
-        def attempt() -> None:
-            try:
-                outcome.append(self._receive(url, headers))
-            except BaseException as e:  # handed to the caller, whatever it is
-                outcome.append(e)
-            finally:
-                over.set()
-
-        threading.Thread(target=attempt, name="fetch-attempt", daemon=True).start()
         # The body's own check ends a slow answer at the timeout; this wait, a little later,
         # also bounds the headers.
-        if not over.wait(self.timeout * 1.5):
-            raise _TooSlow
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
+        try:
+            return within(self.timeout * 1.5, lambda: self._receive(url, headers), "fetch-attempt")
+        except Late:
+            raise _TooSlow from None
 
     def _receive(self, url: str, headers: dict[str, str]) -> Response:
         deadline = time.monotonic() + self.timeout

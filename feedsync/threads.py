@@ -1,4 +1,5 @@
-"""A small pool of daemon threads, for work that may block on the network.
+"""Daemon threads for work that may block on the network: a small pool, and one call
+with a time limit.
 
 ``concurrent.futures.ThreadPoolExecutor`` joins its threads when the interpreter exits, so
 one request stalled on a hung server (each attempt may take the whole timeout, and there
@@ -68,3 +69,35 @@ class DaemonPool:
                 future.set_exception(e)
             else:
                 future.set_result(result)
+
+
+class Late(TimeoutError):
+    """Raised by ``within`` when the work is not over in time (not by the work itself)."""
+
+
+def within(seconds: float, work: Callable[[], T], name: str) -> T:
+    """``work()``'s result, or its exception, if it is over within ``seconds``; else
+    ``Late``.
+
+    The work runs on a daemon thread of its own, which is abandoned when late: it ends when
+    its blocking call does (for a request: when the answer ends, or when its client is
+    closed under it). For calls that only time each step, never the whole.
+    """
+    outcome: list[T | BaseException] = []
+    over = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except BaseException as e:  # handed to the caller, whatever it is
+            outcome.append(e)
+        finally:
+            over.set()
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    if not over.wait(seconds):
+        raise Late(f"not over after {seconds:g} s")
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result

@@ -59,3 +59,24 @@ def test_close_with_wait_leaves_no_thread_behind() -> None:
     assert [pool.submit(lambda n=n: n).result(5) for n in range(6)] == list(range(6))
     pool.close(wait=True)
     assert threading.active_count() == before
+
+
+def test_within_gives_the_result_or_the_exception_of_work_over_in_time() -> None:
+    from feedsync.threads import within
+
+    assert within(5, lambda: 42, "quick") == 42
+    with pytest.raises(ValueError, match="bad"):
+        within(5, lambda: int("bad"), "failing")
+
+
+def test_within_abandons_late_work_and_says_so() -> None:
+    from feedsync.threads import Late, within
+
+    release = threading.Event()
+    with pytest.raises(Late, match=r"not over after 0\.2 s"):
+        within(0.2, release.wait, "late")
+    late = [t for t in threading.enumerate() if t.name == "late"]
+    assert late and all(t.daemon for t in late)  # left to end on its own, never joined
+    release.set()
+    for thread in late:
+        thread.join(5)

@@ -25,7 +25,6 @@ import html
 import json
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from pyzotero.zotero import Zotero
 
 from feedsync import __version__
 from feedsync.errors import SyncError
+from feedsync.threads import Late, within
 from feedsync.waits import wait_seconds
 
 log = logging.getLogger(__name__)
@@ -331,23 +331,11 @@ class _WholeAnswerTimeout(httpx2.HTTPTransport):
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
         deadline = time.monotonic() + self._timeout
-        outcome: list[httpx2.Response | BaseException] = []
-        over = threading.Event()
-
-        def head() -> None:
-            try:
-                outcome.append(super(_WholeAnswerTimeout, self).handle_request(request))
-            except BaseException as e:  # handed to the caller, whatever it is
-                outcome.append(e)
-            finally:
-                over.set()
-
-        threading.Thread(target=head, name="zotero-request", daemon=True).start()
-        if not over.wait(self._timeout * 1.5):
-            raise httpx2.ReadTimeout("answer not complete in time", request=request)
-        response = outcome[0]
-        if isinstance(response, BaseException):
-            raise response
+        send = super().handle_request
+        try:
+            response = within(self._timeout * 1.5, lambda: send(request), "zotero-request")
+        except Late:
+            raise httpx2.ReadTimeout("answer not complete in time", request=request) from None
         response.stream = _Until(response.stream, deadline, request)
         return response
 
