@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from feedsync import __version__
-from feedsync.errors import ConfigError, FeedsyncError, InputError
+from feedsync.errors import ConfigError, FeedsyncError
 
 if TYPE_CHECKING:
     from feedsync.config import Config
@@ -242,18 +242,13 @@ def backfill(
     Days already fetched are skipped unless --refresh, so an interrupted backfill resumes
     where it stopped. Shows a progress bar on a terminal.
     """
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC, datetime
 
     from feedsync.pipeline import run as run_pass
     from feedsync.sources import day_range, digest_files
 
     config = load(ctx, config_path)
-    today = datetime.now(UTC).date()
-    # A year mistyped (2062 for 2026) would ask for tens of thousands of empty days; the
-    # day after today is allowed, as the digest's day may start before UTC's.
-    if until is not None and until > today + timedelta(days=1):
-        raise InputError(f"--until {until} is in the future (today is {today}, UTC)")
-    days = day_range(since, until or today)
+    days = day_range(since, until, today=datetime.now(UTC).date())
     steps = len(days)
     if config.source.kind == "files":
         click.echo('feedsync: [source] kind is "files": importing every file, not days', err=True)
@@ -284,6 +279,7 @@ def preview(
     Each paper is shown with the terms that matched, so a query can be tuned before
     anyone subscribes to it. Nothing is fetched or written.
     """
+    from feedsync.errors import InputError
     from feedsync.preview import preview as run_preview
 
     if (topic is None) == (query_text is None):

@@ -68,7 +68,13 @@ def recent_days(today: date, count: int) -> list[date]:
     return days
 
 
-def day_range(since: date, until: date) -> list[date]:
+def day_range(since: date, until: date | None, today: date) -> list[date]:
+    """The days of a backfill, ``until`` defaulting to ``today`` (UTC)."""
+    # A year mistyped (2062 for 2026) would ask for tens of thousands of empty days; the
+    # day after today is allowed, as the digest's day may start before UTC's.
+    if until is not None and until > today + timedelta(days=1):
+        raise InputError(f"--until {until} is in the future (today is {today}, UTC)")
+    until = until or today
     if until < since:
         raise InputError(f"--until {until} is before --since {since}")
     return [since + timedelta(days=n) for n in range((until - since).days + 1)]
