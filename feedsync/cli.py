@@ -231,7 +231,9 @@ def run(ctx: click.Context, config_path: Path | None, offline: bool, refresh: bo
 @cli.command()
 @_config_option
 @click.option("--since", type=DATE, required=True, help="First featured day to fetch.")
-@click.option("--until", type=DATE, help="Last featured day to fetch (default: today).")
+@click.option(
+    "--until", type=DATE, help="Last featured day to fetch (default: today; at most tomorrow, UTC)."
+)
 @click.option("--refresh", is_flag=True, help="Refetch days that are already stored.")
 @click.pass_context
 def backfill(
