@@ -360,16 +360,21 @@ def healthcheck(ctx: click.Context, config_path: Path | None) -> None:
 
 
 class _Step:
-    """A progress callback that advances a click progress bar (or does nothing)."""
+    """The fetch's progress on a click progress bar (or nowhere, off a terminal)."""
 
     def __init__(self, bar: Any) -> None:
         self._bar = bar
 
-    def __call__(self, label: str) -> None:
+    def step(self, label: str) -> None:
         if self._bar is not None:
             self._bar.label = label
             self._bar.update(1)
             self._bar.render_progress()  # click throttles redraws; show every day
+
+    def note(self, text: str) -> None:
+        if self._bar is not None:
+            self._bar.label = text
+            self._bar.render_progress()
 
 
 class _progress:
@@ -399,7 +404,9 @@ def _print_report(config: Config, report: Any) -> None:
             what = (
                 f"fetched {source.units} page(s) ({source.not_modified} not modified"
                 + (f", {source.skipped} days already stored" if source.skipped else "")
-                + f", {source.requests} requests)"
+                + f", {source.requests} requests"
+                + (f", {source.quota_waits} quota waits" if source.quota_waits else "")
+                + ")"
             )
         click.echo(
             f"{what}: {source.papers} papers, {source.counts.new} new, "

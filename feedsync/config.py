@@ -1,7 +1,10 @@
 """The configuration every command receives: plain frozen dataclasses, validated once.
 
 Rule order (later wins): built-in defaults < the TOML file < the environment
-(``FEEDSYNC_SECTION__KEY``) < the secret file (``api_key_file``) for the Zotero key.
+(``FEEDSYNC_SECTION__KEY``). The two secrets, the Zotero key and the Hub token, come from
+the file or the environment, else from their secret file (``api_key_file``,
+``token_file``); the Hub token last from ``HF_TOKEN``, as the Hub's own tools read it, but
+only for a source on huggingface.co (a mirror must be given its token explicitly).
 Relative paths are resolved against the directory of the config file, so a config behaves
 the same from any working directory. Validation (pydantic-settings, in ``settings.py``)
 reports every problem at once as one ``ConfigError``.
@@ -9,8 +12,8 @@ reports every problem at once as one ``ConfigError``.
 Validating costs more than an idle hourly run (importing pydantic alone is ~0.2 s), so the
 validated result is cached under ``$XDG_CACHE_HOME/feedsync``, keyed by a hash of the
 config file's bytes, its path, the ``FEEDSYNC_*`` environment and feedsync's version: any
-change to any of them validates afresh. The cache never holds the API key, which is read
-again from where it came from on every load.
+change to any of them validates afresh. The cache never holds a secret: each is read again
+from where it came from on every load.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from feedsync import __version__, cron
 from feedsync.errors import ConfigError
@@ -34,6 +38,8 @@ DEFAULT_CONFIG = Path("config/feedsync.toml")
 CONFIG_ENV = "FEEDSYNC_CONFIG"
 ENV_PREFIX = "FEEDSYNC_"
 KEY_ENV = "FEEDSYNC_ZOTERO__API_KEY"
+TOKEN_ENV = "FEEDSYNC_SOURCE__TOKEN"
+HF_TOKEN_ENV = "HF_TOKEN"
 REDACTED = "********"
 # Slugs become file names and URL path segments; "all" and "index" name our own files.
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
@@ -72,6 +78,14 @@ class SourceConfig:
     paths: tuple[str, ...] = ()
     timeout: float = 30.0
     retries: int = 4
+    max_wait: float = 600.0
+    token: Secret | None = field(default=None, repr=False)
+    token_file: Path | None = None
+    # Where the token came from, for the message that says it was refused; not a setting.
+    token_from: str | None = field(default=None, compare=False)
+
+    def bearer(self) -> str | None:
+        return self.token.get_secret_value() if self.token else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +160,9 @@ class Config:
 
     def redacted(self) -> dict[str, Any]:
         """The effective config as plain data, the secret replaced by a placeholder."""
-        data: dict[str, Any] = _plain(self)
+        data: dict[str, Any] = _plain(self)  # secrets come out as REDACTED
         data.pop("config_path", None)
-        data["zotero"]["api_key"] = REDACTED if self.zotero.api_key else None
+        data["source"].pop("token_from", None)
         return data
 
 
@@ -178,13 +192,40 @@ def load_config(
 
         data = _parse_toml(config_path, raw)
         plain = validate(data, env, config_path)
-        key = plain["zotero"].pop("api_key")
+        for spec in SECRETS:  # validated, and never cached: read again below
+            plain[spec.section].pop(spec.key)
         _store_cached(cache, plain)
-    else:
-        key = _key_again(config_path, raw, overrides)
     config = _build(plain, config_path.resolve().parent)
-    config = dataclasses.replace(config, config_path=config_path)
-    return dataclasses.replace(config, zotero=_with_key(config.zotero, key))
+    zotero, _ = _with_secret(config.zotero, ZOTERO_KEY, config_path, raw, overrides)
+    source, origin = _with_secret(config.source, SOURCE_TOKEN, config_path, raw, overrides)
+    if source.token is None and _on_the_hub(source.api_url) and env.get(HF_TOKEN_ENV, "").strip():
+        source, origin = _replace(source, token=Secret(env[HF_TOKEN_ENV].strip())), HF_TOKEN_ENV
+    if origin is not None:
+        source = _replace(source, token_from=f"the token from {origin}")
+    return dataclasses.replace(config, config_path=config_path, zotero=zotero, source=source)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSpec:
+    """Where one secret may be given: a key of a section, its variable, its secret file."""
+
+    section: str
+    key: str
+    file_key: str
+    env: str
+    what: str
+
+
+ZOTERO_KEY = SecretSpec("zotero", "api_key", "api_key_file", KEY_ENV, "the Zotero API key")
+SOURCE_TOKEN = SecretSpec("source", "token", "token_file", TOKEN_ENV, "the Hugging Face token")
+SECRETS = (ZOTERO_KEY, SOURCE_TOKEN)
+
+_replace = dataclasses.replace
+
+
+def _on_the_hub(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host == "huggingface.co" or host.endswith(".huggingface.co")
 
 
 def _read(path: Path) -> bytes:
@@ -211,35 +252,46 @@ def _parse_toml(path: Path, raw: bytes) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {e}", [(str(path), "", str(e))]) from None
 
 
-def _key_again(path: Path, raw: bytes, overrides: Mapping[str, str]) -> str | None:
-    """The API key from where validation found it: the environment, else the file."""
+def _secret_again(
+    spec: SecretSpec, path: Path, raw: bytes, overrides: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """A secret given in the environment or the file, and where: the variable wins."""
     for name, value in overrides.items():
-        if name.upper() == KEY_ENV:
-            return value
-    zotero = _parse_toml(path, raw).get("zotero", {}) if b"api_key" in raw else {}
-    found = zotero.get("api_key") if isinstance(zotero, dict) else None
-    return found if isinstance(found, str) else None
+        if name.upper() == spec.env:
+            return value, spec.env
+    if spec.key.encode() not in raw:  # spares an idle run parsing the TOML again
+        return None, None
+    table = _parse_toml(path, raw).get(spec.section, {})
+    found = table.get(spec.key) if isinstance(table, dict) else None
+    if not isinstance(found, str):
+        return None, None
+    return found, f"[{spec.section}] {spec.key}"
 
 
-def _with_key(zotero: ZoteroConfig, key: str | None) -> ZoteroConfig:
-    """Take the API key as given, else from ``api_key_file`` (Docker secrets)."""
-    if key is not None:
-        return dataclasses.replace(zotero, api_key=Secret(key))
-    if zotero.api_key_file is None:
-        return zotero
+_WithSecret = Any  # ZoteroConfig or SourceConfig: a section holding one secret
+
+
+def _with_secret(
+    section: _WithSecret, spec: SecretSpec, path: Path, raw: bytes, overrides: Mapping[str, str]
+) -> tuple[_WithSecret, str | None]:
+    """The section with its secret as given, else read from its secret file (Docker
+    secrets); and where it came from."""
+    value, origin = _secret_again(spec, path, raw, overrides)
+    if value is not None:
+        return _replace(section, **{spec.key: Secret(value)}), origin
+    secret_file: Path | None = getattr(section, spec.file_key)
+    if secret_file is None:
+        return section, None
+    key = f"{spec.section}.{spec.file_key}"
     try:
-        text = zotero.api_key_file.read_text(encoding="utf-8").strip()
+        text = secret_file.read_text(encoding="utf-8").strip()
     except OSError as e:
         raise ConfigError(
-            "cannot read the Zotero API key file",
-            [("zotero.api_key_file", str(zotero.api_key_file), e.strerror or str(e))],
+            f"cannot read {spec.what} file", [(key, str(secret_file), e.strerror or str(e))]
         ) from None
     if not text:
-        raise ConfigError(
-            "the Zotero API key file is empty",
-            [("zotero.api_key_file", str(zotero.api_key_file), "file is empty")],
-        )
-    return dataclasses.replace(zotero, api_key=Secret(text))
+        raise ConfigError(f"{spec.what} file is empty", [(key, str(secret_file), "file is empty")])
+    return _replace(section, **{spec.key: Secret(text)}), str(secret_file)
 
 
 def _build(plain: dict[str, Any], base: Path) -> Config:
@@ -250,6 +302,9 @@ def _build(plain: dict[str, Any], base: Path) -> Config:
 
     source = dict(plain["source"])
     source["paths"] = tuple(str(resolve(p)) for p in source["paths"])
+    source.pop("token", None)
+    if source.get("token_file"):
+        source["token_file"] = resolve(source["token_file"])
     zotero = dict(plain["zotero"])
     zotero.pop("api_key", None)
     if zotero.get("api_key_file"):

@@ -81,6 +81,11 @@ class FetchError(FeedsyncError):
         self.url = url
 
 
+class SourceStopped(FetchError):
+    """A fetch error that every later request of the run would meet too (the quota is spent
+    for longer than the run may wait, the token is refused): the source stops fetching."""
+
+
 class PublishError(FeedsyncError):
     """Feeds could not be written into the output directory."""
 

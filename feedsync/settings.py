@@ -90,6 +90,16 @@ class SourceConfig(_Section):
     paths: tuple[GlobSetting, ...] = ()
     timeout: float = Field(30.0, gt=0, le=600)
     retries: int = Field(4, ge=0, le=10)
+    max_wait: float = Field(600.0, ge=0, le=86400)
+    token: SecretStr | None = None
+    token_file: PathSetting | None = None
+
+    @field_validator("token")
+    @classmethod
+    def _token_given(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty (leave it out to fetch anonymously)")
+        return value
 
     @model_validator(mode="after")
     def _files_need_paths(self) -> SourceConfig:
@@ -260,10 +270,12 @@ def validate(data: dict[str, Any], environ: Mapping[str, str], source: Path) -> 
         ) from None
     plain = loaded.model_dump(mode="json")
     plain["zotero"]["api_key"] = loaded.zotero.key()
+    token = loaded.source.token
+    plain["source"]["token"] = token.get_secret_value() if token else None
     return plain
 
 
-_SECRET_KEYS = frozenset({"api_key"})
+_SECRET_KEYS = frozenset({"api_key", "token"})
 
 
 def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:

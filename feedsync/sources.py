@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import glob
 import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -18,9 +19,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from feedsync.config import Config
-from feedsync.errors import FeedsyncError, InputError
+from feedsync.errors import FeedsyncError, InputError, SourceStopped
 from feedsync.fetch import HttpClient, Response
 from feedsync.models import Digest, UpsertCounts
 from feedsync.store import FetchState, Store
@@ -45,6 +47,8 @@ class SourceReport:
     papers: int = 0  # paper records read
     counts: UpsertCounts = field(default_factory=UpsertCounts)
     requests: int = 0
+    quota_waits: int = 0  # windows of the Hub's quota waited for
+    halted: bool = False  # stopped fetching: the quota is spent or the token refused
     warnings: int = 0
     failures: list[str] = field(default_factory=list)
 
@@ -80,7 +84,14 @@ def day_range(since: date, until: date | None, today: date) -> list[date]:
     return [since + timedelta(days=n) for n in range((until - since).days + 1)]
 
 
-Progress = Callable[[str], None]
+class Progress(Protocol):
+    """Where a long fetch shows how far it is (the backfill's progress bar)."""
+
+    def step(self, label: str) -> None:
+        """One more day (or file) done."""
+
+    def note(self, text: str) -> None:
+        """Something to show until the next step: a wait for the Hub's quota."""
 
 
 def update_store(
@@ -108,7 +119,7 @@ def update_store(
                 break
             _import_file(store, path, refresh, report)
             if progress:
-                progress(path.name)
+                progress.step(path.name)
         return report
     if days is None:
         days = recent_days(datetime.now(UTC).date(), source.days)
@@ -118,13 +129,20 @@ def update_store(
     if progress:
         for day in days:
             if day in fetched:
-                progress(f"{day.isoformat()} (stored)")
+                progress.step(f"{day.isoformat()} (stored)")
     own_client = client is None
     http = client or HttpClient(
         timeout=source.timeout,
         retries=source.retries,
+        max_wait=source.max_wait,
+        token=source.bearer(),
+        token_origin=source.api_url,
+        token_from=source.token_from or "the token",
         tls=source.api_url.startswith("https:"),
     )
+    # Quota waits are announced by a fetch thread; the progress bar is drawn from this one.
+    notes: queue.SimpleQueue[str] = queue.SimpleQueue()
+    http.on_wait = notes.put
     known = {} if refresh else store.fetch_states(todo)
     fetcher = _DayFetcher(http, source.api_url, source.kind, known, stop)
     # Days are fetched and parsed by a few threads (network waits overlap), and merged
@@ -132,7 +150,7 @@ def update_store(
     pool = DaemonPool(min(FETCH_WORKERS, max(1, len(todo))), name="fetch")
     every_day = False
     try:
-        days_done = _window(pool, fetcher, todo)
+        days_done = _window(pool, fetcher, todo, lambda: _show(notes, progress))
         for day, units in zip(todo, days_done, strict=True):
             if units is None:
                 log.info("source: stopping early, %s and later days left for the next run", day)
@@ -140,7 +158,7 @@ def update_store(
             for unit in units:
                 _merge_unit(store, unit, report)
             if progress:
-                progress(day.isoformat())
+                progress.step(day.isoformat())
         else:
             every_day = True
     finally:
@@ -151,13 +169,25 @@ def update_store(
         fetcher.cancelled.set()
         pool.close(wait=every_day)
         report.requests = http.requests
+        report.quota_waits = http.quota_waits
+        http.on_wait = None
         if own_client:
             http.close()
     return report
 
 
+def _show(notes: queue.SimpleQueue[str], progress: Progress | None) -> None:
+    while not notes.empty():
+        text = notes.get()
+        if progress:
+            progress.note(text)
+
+
 def _window(
-    pool: DaemonPool, fetcher: _DayFetcher, days: Sequence[date]
+    pool: DaemonPool,
+    fetcher: _DayFetcher,
+    days: Sequence[date],
+    poll: Callable[[], None],
 ) -> Iterator[list[_Unit] | None]:
     """Each day's units, in order, with at most a few days in flight: a backfill of a
     thousand days must not hold every parsed day in memory while the store catches up.
@@ -173,6 +203,7 @@ def _window(
             try:
                 return future.result(timeout=STOP_POLL)
             except TimeoutError:
+                poll()
                 if fetcher.stopping():
                     return None
 
@@ -199,6 +230,7 @@ class _Unit:
     response: Response | None = None
     digest: Digest | None = None
     error: str | None = None
+    halts: bool = False  # the error stops the whole source (quota spent, token refused)
 
     @property
     def paper_count(self) -> int:
@@ -224,9 +256,14 @@ class _DayFetcher:
         self.known = known
         self.stop = stop
         self.cancelled = threading.Event()  # the run is unwinding: fetch nothing more
+        self.halted = threading.Event()  # every later request would fail the same way
 
     def stopping(self) -> bool:
-        return self.cancelled.is_set() or (self.stop is not None and self.stop())
+        return (
+            self.cancelled.is_set()
+            or self.halted.is_set()
+            or (self.stop is not None and self.stop())
+        )
 
     def fetch_day(self, day: date) -> list[_Unit] | None:
         if self.stopping():
@@ -260,6 +297,9 @@ class _DayFetcher:
                 from feedsync.parsers import parse_digest
 
                 unit.digest = parse_digest(unit.response.content, format=fmt, day=day, source=url)
+        except SourceStopped as e:
+            unit.error, unit.halts = str(e), True
+            self.halted.set()
         except FeedsyncError as e:
             unit.error = str(e)
         return unit
@@ -268,8 +308,11 @@ class _DayFetcher:
 def _merge_unit(store: Store, unit: _Unit, report: SourceReport) -> None:
     report.units += 1
     if unit.error is not None:
-        report.failures.append(unit.error)
-        log.error("source: %s", unit.error)
+        # Workers that met the same stop at once say it once.
+        if not (unit.halts and report.halted):
+            report.failures.append(unit.error)
+            log.error("source: %s", unit.error)
+        report.halted = report.halted or unit.halts
         return
     digest, response = unit.digest, unit.response
     if digest is None or response is None:

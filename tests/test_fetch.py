@@ -67,12 +67,27 @@ def test_transient_faults_are_retried_with_backoff(hf: FakeHF, kind: str) -> Non
     assert http.requests == 3
 
 
+@pytest.mark.parametrize(("retry_after", "reset", "waited"), [
+    (7, None, 7.25),  # Retry-After
+    (None, 3, 3.25),  # the RateLimit header's reset alone, as the Hub sends it
+    (7, 2, 7.25),  # both: Retry-After wins
+])  # fmt: skip
+def test_a_429_waits_what_it_asks_without_counting_as_an_attempt(
+    hf: FakeHF, retry_after: int | None, reset: int | None, waited: float
+) -> None:
+    hf.fault("429", retry_after=retry_after, reset=reset, times=3)
+    sleeps = Sleeps()
+    with HttpClient(timeout=2, retries=0, sleep=sleeps) as http:
+        assert http.get(url(hf)).status == 200  # with no retries at all
+    assert sleeps == [pytest.approx(waited, abs=0.05)] * 3  # plus the quota's margin
+
+
 def test_retry_after_is_honoured(hf: FakeHF) -> None:
     hf.fault("429", retry_after=7)
     http, sleeps = client()
     with http:
         assert http.get(url(hf)).status == 200
-    assert sleeps == [7.0]
+    assert sleeps == [pytest.approx(7.25, abs=0.05)]  # plus the quota's margin
 
 
 def test_gives_up_after_retries_with_a_clear_error(hf: FakeHF) -> None:
@@ -107,7 +122,7 @@ def test_unreachable_server_is_a_fetch_error() -> None:
 def test_absurd_retry_after_fails_instead_of_hanging(hf: FakeHF) -> None:
     hf.fault("429", retry_after=86400)
     http, sleeps = client()
-    with http, pytest.raises(FetchError, match="asks to wait 86400 s"):
+    with http, pytest.raises(FetchError, match="quota is spent for another 86400 s, longer"):
         http.get(url(hf))
     assert sleeps == []
 

@@ -5,6 +5,16 @@ Strict like the real service where it matters to a client: `date` must be YYYY-M
 upstream, which hides client bugs). Answers carry an ETag and Last-Modified and honour
 If-None-Match / If-Modified-Since with 304. Faults are scripted per request:
 ``fake.fault("429", retry_after=1)`` makes the next matching request fail that way.
+
+Quotas, when asked for (``FakeHF(quotas={"api": (100, 20)})``), are the Hub's: fixed
+windows per bucket ("api" for /api/..., "pages" for the papers pages), a window opening
+with the first request after the last one closed; every request counts, refused ones
+included; every answer says where the client stands in ``RateLimit`` and
+``RateLimit-Policy`` (draft-ietf-httpapi-ratelimit-headers v9, as the Hub writes them),
+and a request over quota is answered 429 with those headers only, no Retry-After. A token
+the fake knows (``tokens={"hf_x": 2}``) multiplies the quotas as a free account does; any
+other ``Authorization`` is refused with 401, as the Hub refuses a bad token even on public
+endpoints.
 """
 
 from __future__ import annotations
@@ -12,12 +22,13 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import math
 import re
 import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import format_datetime
@@ -37,6 +48,7 @@ class Fault:
     retry_after: int | None = None
     delay: float = 0.0
     times: int = 1
+    reset: int | None = None  # a 429's RateLimit t= (default: retry_after, else 1)
 
 
 @dataclass
@@ -48,6 +60,22 @@ class Request:
 
 
 @dataclass
+class Window:
+    """One fixed quota window of one bucket, as the fake counted it."""
+
+    bucket: str
+    start: float  # time.monotonic()
+    length: float
+    quota: int
+    served: int = 0
+    refused: int = 0  # answered 429
+
+    @property
+    def end(self) -> float:
+        return self.start + self.length
+
+
+@dataclass
 class HFState:
     days: dict[date, list[dict[str, Any]]] = field(default_factory=dict)
     faults: deque[Fault] = field(default_factory=deque)
@@ -56,16 +84,34 @@ class HFState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     # Encoded API answers by (day, page, limit), when the fake caches them; set_day clears it.
     bodies: dict[tuple[date, int, int], bytes] | None = None
+    quotas: dict[str, tuple[int, float]] = field(default_factory=dict)  # bucket: (q, w)
+    tokens: dict[str, int] = field(default_factory=dict)  # token: quota multiplier
+    windows: list[Window] = field(default_factory=list)  # every window, in order
+    # "always": every answer says where the client stands; "429": only refusals do (the
+    # Hub's documentation can be read either way, and a client must cope with both).
+    quota_headers: str = "always"
 
 
 class FakeHF:
     """Run with ``with FakeHF() as hf:``; ``hf.url`` is the base URL to configure."""
 
-    def __init__(self, *, cache_bodies: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        cache_bodies: bool = False,
+        quotas: Mapping[str, tuple[int, float]] | None = None,
+        tokens: Mapping[str, int] | None = None,
+        quota_headers: str = "always",
+    ) -> None:
         # With cache_bodies, each API answer is encoded once per set_day, as a real service
         # serves a day from its cache: a benchmark then times the client, not this fake's
         # JSON encoding. Tests leave it off, so an entry changed in place is served changed.
-        self.state = HFState(bodies={} if cache_bodies else None)
+        self.state = HFState(
+            bodies={} if cache_bodies else None,
+            quotas=dict(quotas or {}),
+            tokens=dict(tokens or {}),
+            quota_headers=quota_headers,
+        )
         self._server = QuietServer(("127.0.0.1", 0), _Handler)
         self._server.state = self.state  # type: ignore[attr-defined]
         self._thread = threading.Thread(
@@ -100,9 +146,10 @@ class FakeHF:
         retry_after: int | None = None,
         delay: float = 0.0,
         times: int = 1,
+        reset: int | None = None,
     ) -> None:
         assert kind in FAULTS, kind
-        self.state.faults.append(Fault(kind, path, retry_after, delay, times))
+        self.state.faults.append(Fault(kind, path, retry_after, delay, times, reset))
 
     @property
     def requests(self) -> list[Request]:
@@ -110,6 +157,10 @@ class FakeHF:
 
     def reset_log(self) -> None:
         self.state.requests.clear()
+
+    def windows(self, bucket: str) -> list[Window]:
+        with self.state.lock:
+            return [w for w in self.state.windows if w.bucket == bucket]
 
 
 class _Handler(FakeHandler):
@@ -123,17 +174,72 @@ class _Handler(FakeHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query, keep_blank_values=True)
         record = Request(parts.path, query, {k.lower(): v for k, v in self.headers.items()})
+        self._rate_headers: dict[str, str] = {}
         with self.state.lock:
             self.state.requests.append(record)
-            fault = self._take_fault(self.path)
+            refusal = self._authorize(record)
+            if refusal is None:
+                refusal = self._count(parts.path)
+            fault = self._take_fault(self.path) if refusal is None else None
+        if refusal is not None:
+            status, message = refusal
+            body = json.dumps({"error": message}).encode()
+            return self._send(status, body, "application/json", record)
         if fault is not None and self._inject(fault, record):
-            return
+            return None
         if parts.path == "/api/daily_papers":
             self._api(query, record)
         elif parts.path.startswith("/papers/date/"):
             self._page(parts.path.removeprefix("/papers/date/"), record)
         else:
             self._send(404, b'{"error":"Not Found"}', "application/json", record)
+
+    def _authorize(self, record: Request) -> tuple[int, str] | None:
+        given = record.headers.get("authorization")
+        if given is None:
+            return None
+        token = given.removeprefix("Bearer ")
+        if token == given or token not in self.state.tokens:
+            return 401, "Invalid credentials in Authorization header"
+        return None
+
+    def _count(self, path: str) -> tuple[int, str] | None:
+        """Count the request in its bucket's window (under the lock); a refusal if over."""
+        bucket = "api" if path.startswith("/api/") else "pages"
+        if bucket not in self.state.quotas:
+            return None
+        quota, length = self.state.quotas[bucket]
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        quota *= self.state.tokens.get(token, 1)
+        now = time.monotonic()
+        windows = [w for w in self.state.windows if w.bucket == bucket]
+        window = windows[-1] if windows and windows[-1].end > now else None
+        if window is None:
+            window = Window(bucket, now, length, quota)
+            self.state.windows.append(window)
+        over = window.served >= quota
+        if over:
+            window.refused += 1
+        else:
+            window.served += 1
+        if over or self.state.quota_headers == "always":
+            remaining, reset = quota - window.served, math.ceil(window.end - now)
+            self._rate_headers = {
+                "RateLimit": f'"{bucket}";r={remaining};t={reset}',
+                "RateLimit-Policy": f'"fixed window";"{bucket}";q={quota};w={length:g}',
+            }
+        return (429, "You have exceeded the rate limit, retry later") if over else None
+
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        ctype: str,
+        record: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        # Every answer says where the client stands, when quotas are on.
+        super()._send(status, body, ctype, record, {**self._rate_headers, **(headers or {})})
 
     def _take_fault(self, target: str) -> Fault | None:
         for fault in self.state.faults:
@@ -155,7 +261,8 @@ class _Handler(FakeHandler):
                 {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
             )
             if kind == "429":
-                headers["RateLimit"] = f'"api";r=0;t={fault.retry_after or 1}'
+                reset = fault.reset or fault.retry_after or 1
+                headers["RateLimit"] = f'"api";r=0;t={reset}'
             self._send(int(kind), b'{"error":"injected"}', "application/json", record, headers)
             return True
         if kind == "reset":

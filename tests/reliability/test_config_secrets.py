@@ -12,7 +12,9 @@ Secrets: with the key given in the file, in ``FEEDSYNC_ZOTERO__API_KEY`` and in
 run against a Zotero that echoes every request back in its error bodies (and, in the
 slow variant, one that is unreachable, plus JSON logs and the daemon). The key must not
 appear in any output, log, traceback, status record (the SQLite files read as bytes, and
-every table), the config cache, or any published file.
+every table), the config cache, or any published file. The same holds for the Hub token,
+given in ``[source] token``, ``FEEDSYNC_SOURCE__TOKEN`` and ``token_file``, against a Hub
+that takes it and one that refuses it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,9 @@ TABLE = [
     *bad("source.paths", ["a\x00b"]),
     *bad("source.timeout", "fast", 0, -1, 601),
     *bad("source.retries", "x", -1, 11),
+    *bad("source.max_wait", "long", -1, 86401),
+    *bad("source.token", 5, ["t"], ""),
+    *bad("source.token_file", 5),
     Case("files source without paths", ((("source", "kind"), "files"),), names=("source",)),
     # [schedule]
     *bad("schedule.cron", 5, "61 * * * *", "* * *"),
@@ -401,3 +406,79 @@ def test_the_key_never_leaks(tmp_path: Path, echo_zotero: str) -> None:
 @pytest.mark.slow
 def test_the_key_never_leaks_anywhere(tmp_path: Path, echo_zotero: str) -> None:
     check_leaks(tmp_path, [echo_zotero, UNREACHABLE], COMMANDS + MORE_COMMANDS)
+
+
+# -- the Hub token never leaks -----------------------------------------------------------------
+
+TOKEN = "hf_SECRET_TOKEN_0123456789abcdef"
+
+
+def token_leaks(tmp: Path, how: str, hf_url: str, accepted: bool) -> list[str]:
+    """Every place the Hub token showed up (the file it was given in aside)."""
+    home = tmp / f"token-{how}-{'ok' if accepted else 'refused'}"
+    home.mkdir()
+    source: dict[str, Any] = {"kind": "hf-api", "api_url": hf_url, "days": 2, "retries": 0}
+    extra = {}
+    if how == "file":
+        source["token"] = TOKEN
+    elif how == "env":
+        extra["FEEDSYNC_SOURCE__TOKEN"] = TOKEN
+    else:
+        (home / "hf.token").write_text(TOKEN + "\n", encoding="utf-8")
+        source["token_file"] = "hf.token"
+    config = {
+        "data_dir": "data",
+        "output_dir": "feeds",
+        "source": source,
+        "topics": {"t": {"title": "T", "query": "lattice"}},
+    }
+    (home / "feedsync.toml").write_text(dumps(config), encoding="utf-8")
+    env = clean_env(tmp, extra)
+    found = []
+    for args in COMMANDS:
+        command = " ".join(args)
+        result = subprocess.run(
+            [*FEEDSYNC, "--config", str(home / "feedsync.toml"), *args],
+            env=env,
+            capture_output=True,
+            timeout=180,
+        )
+        if command.endswith("run") and result.returncode != (0 if accepted else 1):
+            found.append(f"{command}: exit {result.returncode}")
+        for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
+            if TOKEN.encode() in data:
+                found.append(f"{command}: {stream}")
+            if b"Traceback" in data:
+                found.append(f"{command}: traceback in {stream}: {data[-600:]!r}")
+    given_in = {"file": "feedsync.toml", "token-file": "hf.token"}.get(how)
+    for path in sorted([*home.rglob("*"), *(tmp / "cache").rglob("*")]):
+        if path.is_file() and path.name != given_in and TOKEN.encode() in path.read_bytes():
+            found.append(str(path.relative_to(tmp)))
+    with contextlib.closing(sqlite3.connect(home / "data" / "feedsync.sqlite3")) as db:
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                if any(TOKEN in str(value) for value in row):
+                    found.append(f"store table {table}")
+                    break
+    return [f"token in {how}, {'accepted' if accepted else 'refused'}: {where}" for where in found]
+
+
+def test_the_hub_token_never_leaks(tmp_path: Path) -> None:
+    from tests.fakes.hf_api import FakeHF
+
+    with FakeHF(tokens={TOKEN: 2}) as taking, FakeHF() as refusing:
+        combos = [
+            (how, hf, accepted)
+            for how in ("file", "env", "token-file")
+            for hf, accepted in ((taking, True), (refusing, False))
+        ]
+        with ThreadPoolExecutor(max_workers=len(combos)) as pool:
+            found = [
+                f
+                for fs in pool.map(lambda c: token_leaks(tmp_path, c[0], c[1].url, c[2]), combos)
+                for f in fs
+            ]
+        sent = [r.headers.get("authorization") for r in taking.requests]
+    record("secrets: Hub token", f"{len(found)} leaks (token in file, env and token_file)")
+    assert not found, "\n".join(found)
+    assert sent and all(value == f"Bearer {TOKEN}" for value in sent)
