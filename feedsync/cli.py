@@ -90,12 +90,33 @@ def load(ctx: click.Context, config_path: Path | None) -> Config:
     return load_config(config_path or root.params.get("config_path"))
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object per line, for `--log-format json`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_LOG_ATTRIBUTES:  # passed with `extra=`: a field
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+_STANDARD_LOG_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
 def setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
-        from feedsync.logs import JsonFormatter
-
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(_JsonFormatter())
     else:
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
@@ -246,8 +267,8 @@ def backfill(
     """
     from datetime import UTC, datetime
 
+    from feedsync.fetch.sources import day_range, digest_files
     from feedsync.pipeline import run as run_pass
-    from feedsync.sources import day_range, digest_files
 
     config = load(ctx, config_path)
     days = day_range(since, until, today=datetime.now(UTC).date())
@@ -282,7 +303,7 @@ def preview(
     anyone subscribes to it. Nothing is fetched or written.
     """
     from feedsync.errors import InputError
-    from feedsync.preview import preview as run_preview
+    from feedsync.match.preview import preview as run_preview
 
     if (topic is None) == (query_text is None):
         raise InputError("give a TOPIC or --query 'QUERY' (one of them)")
@@ -337,7 +358,7 @@ def serve(ctx: click.Context, config_path: Path | None, host: str | None, port: 
     Feeds get their proper content types, ETag and Last-Modified (304 on revalidation),
     gzip when asked for and a Cache-Control max-age that matches the schedule.
     """
-    from feedsync.server import serve as run_server
+    from feedsync.serve.app import serve as run_server
 
     config = load(ctx, config_path)
     run_server(config, host=host, port=port)
@@ -351,7 +372,7 @@ def healthcheck(ctx: click.Context, config_path: Path | None) -> None:
 
     Reads the status record in the store directly (no HTTP needed), prints it as JSON.
     """
-    from feedsync.health import health_report
+    from feedsync.serve.health import health_report
 
     config = load(ctx, config_path)
     healthy, payload = health_report(config)
@@ -437,7 +458,7 @@ def check_config(ctx: click.Context, config_path: Path | None) -> None:
     Exits 0 when the config is valid; otherwise lists every problem (key, value, why)
     and exits 2.
     """
-    from feedsync.tomlout import dumps
+    from feedsync.config.toml import dumps
 
     config = load(ctx, config_path)
     click.echo(f"# config file: {config.config_path}")
@@ -467,9 +488,9 @@ def zotero_sync(ctx: click.Context, config_path: Path | None, dry_run: bool) -> 
     refused some papers (they are retried next time); 2 when Zotero is not configured.
     With --dry-run, Zotero is only read and the store is left as it is.
     """
-    from feedsync.locks import run_lock
+    from feedsync.match.topics import build_topics
     from feedsync.store import Store
-    from feedsync.topics import build_topics
+    from feedsync.store.locks import run_lock
     from feedsync.zotero.status import opted_in
     from feedsync.zotero.sync import sync
 
@@ -499,8 +520,8 @@ def zotero_status(ctx: click.Context, config_path: Path | None) -> None:
     Reads the store only (no network): papers synced, pending (sent, answer not yet
     confirmed), failed (refused, with the reason), waiting (not sent yet).
     """
+    from feedsync.match.topics import build_topics
     from feedsync.store import Store
-    from feedsync.topics import build_topics
     from feedsync.zotero.status import status
 
     config = load(ctx, config_path)

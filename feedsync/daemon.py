@@ -24,10 +24,9 @@ from types import FrameType
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from feedsync import cron
-from feedsync.config import Config
+from feedsync.config import Config, cron
 from feedsync.errors import FeedsyncError
-from feedsync.locks import daemon_lock
+from feedsync.store.locks import daemon_lock
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +178,7 @@ def _serve_until_stopped(
 ) -> None:
     import uvicorn
 
-    from feedsync.server import create_app, server_config
+    from feedsync.serve.app import create_app, server_config
 
     server = uvicorn.Server(server_config(create_app(config), config, host, port))
 

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError
-from feedsync.locks import run_lock
-from feedsync.rematch import match_store
+from feedsync.match.rematch import match_store
+from feedsync.match.topics import Topic, build_topics, match
 from feedsync.store import MatchUpdate, Store, TopicState
-from feedsync.topics import Topic, build_topics, match
+from feedsync.store.locks import run_lock
 
 if TYPE_CHECKING:
-    from feedsync.fetch import HttpClient
-    from feedsync.publish import PublishReport
-    from feedsync.sources import Progress, SourceReport
+    from feedsync.fetch.http import HttpClient
+    from feedsync.fetch.sources import Progress, SourceReport
+    from feedsync.publish.files import PublishReport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,7 +117,7 @@ def run(
         error: str | None = None
         try:
             if not offline:
-                from feedsync.sources import update_store
+                from feedsync.fetch.sources import update_store
 
                 report.source = _stage(
                     "fetch",
@@ -208,7 +208,7 @@ def _render_and_publish(
     config: Config, store: Store, topics: Sequence[Topic], report: RunReport
 ) -> PublishReport:
     # Imported here: an idle pass stops before rendering and never loads the renderers.
-    from feedsync.feeds import render_and_publish
+    from feedsync.publish.stage import render_and_publish
 
     published, rendered = render_and_publish(config, store, topics)
     for slug in rendered:

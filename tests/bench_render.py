@@ -12,7 +12,7 @@ import time
 from datetime import UTC, date, datetime, timedelta
 
 from feedsync.models import Paper, StoredPaper
-from feedsync.render import FeedSpec, render_atom, render_rss
+from feedsync.render.feeds import FeedSpec, render_atom, render_rss
 
 TOPICS = 100
 ENTRIES = 50

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from feedsync.config import REDACTED, load_config
+from feedsync.config.toml import dumps
 from feedsync.errors import ConfigError
-from feedsync.tomlout import dumps
 
 ROOT = Path(__file__).resolve().parent.parent
 

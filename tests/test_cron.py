@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from feedsync import cron
+from feedsync.config import cron
 
 
 @pytest.mark.parametrize(

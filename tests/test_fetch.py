@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 
 from feedsync.errors import FetchError
-from feedsync.fetch import USER_AGENT, HttpClient
+from feedsync.fetch.http import USER_AGENT, HttpClient
 from tests.fakes.hf_api import FakeHF
 from tests.fakes.hf_data import entry
 

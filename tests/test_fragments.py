@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedsync.fragments import assemble_atom, assemble_rss, render_fragments
 from feedsync.models import StoredPaper
-from feedsync.render import FeedSpec, render_atom, render_rss
+from feedsync.render.feeds import FeedSpec, render_atom, render_rss
+from feedsync.render.fragments import assemble_atom, assemble_rss, render_fragments
 from tests.test_render import BASE, OTHER, SPEC, make_paper, nasty_text, stored, three_days
 
 

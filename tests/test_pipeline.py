@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from feedsync.cli import cli
 from feedsync.config import Config, load_config
 from feedsync.errors import StorageError
-from feedsync.fetch import HttpClient
+from feedsync.fetch.http import HttpClient
 from feedsync.pipeline import run
 from feedsync.store import Store
 from tests.fakes.hf_api import FakeHF
@@ -134,7 +134,7 @@ def test_first_run_publishes_every_file(tmp_path: Path, hf: FakeHF) -> None:
 def test_idle_run_costs_304s_and_writes_nothing(
     tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feedsync.threads import DaemonPool
+    from feedsync.net import DaemonPool
 
     config = make_config(tmp_path, hf)
     do_run(config)
@@ -164,7 +164,7 @@ def test_a_pass_keeps_no_rendered_entry_in_memory(tmp_path: Path, hf: FakeHF) ->
     it (a process-wide cache kept the last 2,048 papers and their entry HTML)."""
     import gc
 
-    from feedsync.render import Entry
+    from feedsync.render.feeds import Entry
 
     def entries() -> list[object]:
         gc.collect()
@@ -287,8 +287,8 @@ def test_changed_query_rematches_everything(tmp_path: Path, hf: FakeHF) -> None:
 def test_a_changed_query_reads_the_word_segments_of_earlier_runs(
     tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from feedsync import rematch
-    from feedsync.topics import build_topics, match
+    from feedsync.match import rematch
+    from feedsync.match.topics import build_topics, match
 
     monkeypatch.setattr(rematch, "BLOCK", 2)  # the handful of papers here make segments
     config = make_config(tmp_path, hf)
@@ -378,9 +378,9 @@ def test_a_feed_changed_behind_our_back_is_published_again(tmp_path: Path, hf: F
 
 def whole_feeds(config: Config) -> dict[str, bytes]:
     """Every topic feed rendered whole by feedgen from the store, as the cache must match."""
-    from feedsync.feeds import feed_spec
-    from feedsync.render import render_atom, render_rss
-    from feedsync.topics import build_topics
+    from feedsync.match.topics import build_topics
+    from feedsync.publish.stage import feed_spec
+    from feedsync.render.feeds import render_atom, render_rss
 
     files = {}
     with Store(config.store_path) as store:
@@ -395,7 +395,7 @@ def whole_feeds(config: Config) -> dict[str, bytes]:
 def test_entries_are_rendered_once_and_spliced_into_every_feed(
     tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import feedsync.fragments as fragments
+    import feedsync.render.fragments as fragments
 
     rendered: list[str] = []
     real = fragments.render_fragments

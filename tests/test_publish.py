@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from feedsync.errors import PublishError
-from feedsync.publish import PublishReport, publish, write_atomic
+from feedsync.publish.files import PublishReport, publish, write_atomic
 
 OLD = 1_000_000_000  # an mtime far in the past, so a rewrite cannot hide within one tick
 

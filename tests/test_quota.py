@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from feedsync.errors import FetchError, SourceStopped
-from feedsync.fetch import HttpClient
-from feedsync.quota import Limit, Pacer, Policy, bucket_of, parse_limits, parse_policies
+from feedsync.fetch.http import HttpClient
+from feedsync.fetch.quota import Limit, Pacer, Policy, bucket_of, parse_limits, parse_policies
 from feedsync.store import Store
 from tests.commands import start_feedsync
 from tests.fakes.hf_api import FakeHF

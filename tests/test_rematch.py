@@ -15,12 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feedsync import rematch
+from feedsync.match import rematch
+from feedsync.match.rematch import match_store
+from feedsync.match.topics import Topic, match
 from feedsync.models import Paper
 from feedsync.query import FIELDS, compile_query, document
-from feedsync.rematch import match_store
 from feedsync.store import Store
-from feedsync.topics import Topic, match
 
 _WORDS = ["sparse", "lattice", "planner", "Kelvin", "ıdle", "graph", "robot", "fast", "tiny"]
 _QUERIES = [
@@ -237,7 +237,7 @@ def test_workers_live_and_end_with_the_process_that_started_them(tmp_path: Path)
     middle = (
         "import multiprocessing, os, sys, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from feedsync.rematch import exit_with_parent\n"
+        "from feedsync.match.rematch import exit_with_parent\n"
         "if __name__ == '__main__':\n"
         "    pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn'),\n"
         "        initializer=exit_with_parent, initargs=(os.getpid(),))\n"

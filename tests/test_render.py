@@ -18,8 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedsync.models import Paper, StoredPaper
-from feedsync.pages import render_index
-from feedsync.render import (
+from feedsync.render.feeds import (
     UNKNOWN_AUTHORS,
     UNTITLED,
     FeedSpec,
@@ -29,6 +28,7 @@ from feedsync.render import (
     render_opml,
     render_rss,
 )
+from feedsync.render.index_page import render_index
 from feedsync.text import collapse, xml_safe
 
 ATOM = "{http://www.w3.org/2005/Atom}"

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 
 from feedsync.config import Config, load_config
-from feedsync.server import create_app
+from feedsync.serve.app import create_app
 from feedsync.store import Store
 from tests.commands import start_feedsync
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from feedsync.threads import DaemonPool
+from feedsync.net import DaemonPool
 
 
 def test_results_and_errors_come_back_through_futures() -> None:
@@ -42,7 +42,7 @@ def test_close_cancels_what_has_not_started() -> None:
 def test_a_blocked_call_does_not_hold_up_the_end_of_the_process() -> None:
     code = (
         "import time\n"
-        "from feedsync.threads import DaemonPool\n"
+        "from feedsync.net import DaemonPool\n"
         "pool = DaemonPool(2)\n"
         "pool.submit(lambda: time.sleep(60))\n"
         "time.sleep(0.2)\n"
@@ -62,7 +62,7 @@ def test_close_with_wait_leaves_no_thread_behind() -> None:
 
 
 def test_within_gives_the_result_or_the_exception_of_work_over_in_time() -> None:
-    from feedsync.threads import within
+    from feedsync.net import within
 
     assert within(5, lambda: 42, "quick") == 42
     with pytest.raises(ValueError, match="bad"):
@@ -70,7 +70,7 @@ def test_within_gives_the_result_or_the_exception_of_work_over_in_time() -> None
 
 
 def test_within_abandons_late_work_and_says_so() -> None:
-    from feedsync.threads import Late, within
+    from feedsync.net import Late, within
 
     release = threading.Event()
     with pytest.raises(Late, match=r"not over after 0\.2 s"):

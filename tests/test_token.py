@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from feedsync.config import load_config
-from feedsync.fetch import HttpClient
+from feedsync.fetch.http import HttpClient
 from tests.fakes.hf_api import FakeHF
 from tests.fakes.hf_data import entry
 

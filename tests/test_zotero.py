@@ -21,11 +21,11 @@ from click.testing import CliRunner
 
 from feedsync.cli import cli
 from feedsync.config import Config, load_config
-from feedsync.fetch import HttpClient
+from feedsync.fetch.http import HttpClient
+from feedsync.match.topics import Topic, build_topics, match
 from feedsync.models import Paper
 from feedsync.pipeline import run
 from feedsync.store import MatchUpdate, Store
-from feedsync.topics import Topic, build_topics, match
 from feedsync.zotero.client import ZoteroClient
 from feedsync.zotero.mapping import KEY
 from feedsync.zotero.sync import SyncReport, sync

@@ -36,8 +36,7 @@ from pyzotero.zotero import Zotero
 
 from feedsync import __version__
 from feedsync.errors import SyncError
-from feedsync.threads import Late, within
-from feedsync.waits import wait_seconds
+from feedsync.net import Late, wait_seconds, within
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from feedsync.errors import SyncError
+from feedsync.match.topics import Topic
 from feedsync.store import Store, ZoteroCollectionState
-from feedsync.topics import Topic
 from feedsync.zotero.mapping import KEY
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from feedsync.config import Config, ZoteroConfig
 from feedsync.errors import ConfigError
+from feedsync.match.topics import Topic
 from feedsync.store import Store
-from feedsync.topics import Topic
 from feedsync.zotero.collections import PARENT
 
 

@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any
 
 from feedsync.config import Config
 from feedsync.errors import ConfigError, SyncError
+from feedsync.match.topics import Topic
 from feedsync.models import Paper
 from feedsync.store import Store, ZoteroItemState
-from feedsync.topics import Topic
 from feedsync.zotero import adopt, collections, mapping
 from feedsync.zotero.status import library_of
 

@@ -241,8 +241,8 @@ def matching(ctx: Context) -> dict[str, Any]:
 import json, sys, time, resource
 from feedsync.config import load_config
 from feedsync.store import Store
-from feedsync.topics import build_topics, match
-from feedsync.rematch import match_store
+from feedsync.match.topics import build_topics, match
+from feedsync.match.rematch import match_store
 config = load_config(sys.argv[1], {})
 topics = build_topics(config)
 with Store(config.store_path) as store:
@@ -288,9 +288,9 @@ def rendering(ctx: Context) -> dict[str, Any]:
 import json, time
 from feedsync.config import load_config
 from feedsync.store import Store
-from feedsync.topics import build_topics
-from feedsync.feeds import feed_spec
-from feedsync.render import render_atom, render_rss
+from feedsync.match.topics import build_topics
+from feedsync.publish.stage import feed_spec
+from feedsync.render.feeds import render_atom, render_rss
 config = load_config({str(ctx.config)!r}, {{}})
 topics = build_topics(config)
 with Store(config.store_path) as store:
@@ -302,7 +302,7 @@ for spec, papers in feeds:
 t1 = time.perf_counter()
 # The way runs render: each distinct paper once through feedgen, then spliced per feed.
 # "Cold": no entry cached yet (a new installation); the pipeline keeps them in the store.
-from feedsync.fragments import assemble_atom, assemble_rss, render_fragments
+from feedsync.render.fragments import assemble_atom, assemble_rss, render_fragments
 t2 = time.perf_counter()
 distinct = {{p.rowid: p for _, papers in feeds for p in papers}}
 entries = render_fragments(list(distinct.values()))

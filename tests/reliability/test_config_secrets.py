@@ -39,7 +39,7 @@ import pytest
 from click.testing import CliRunner
 
 from feedsync.cli import cli
-from feedsync.tomlout import dumps
+from feedsync.config.toml import dumps
 from tests.fakes.hf_data import entry
 from tests.reliability.figures import record
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from feedsync.config import load_config
+from feedsync.config.toml import dumps
 from feedsync.errors import ConfigError, ParseError
 from feedsync.parsers import MAX_JSON_CONTAINERS, MAX_JSON_VALUES, MAX_LINES, parse_digest
 from feedsync.parsers.hf_json import MAX_ABSTRACT, MAX_ENTRIES, clean
-from feedsync.tomlout import dumps
 
 
 def test_toml_output_escapes_del() -> None:

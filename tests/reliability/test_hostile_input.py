@@ -47,17 +47,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedsync.config import load_config
+from feedsync.config.toml import dumps
 from feedsync.errors import FeedsyncError, QueryError
-from feedsync.feeds import ALL
 from feedsync.models import StoredPaper
-from feedsync.pages import render_index
 from feedsync.parsers import parse_digest
 from feedsync.parsers.hf_json import MAX_ABSTRACT, MAX_AUTHORS
 from feedsync.pipeline import run
+from feedsync.publish.stage import ALL
 from feedsync.query import MemoryIndex, compile_query, document
-from feedsync.render import UNTITLED, FeedSpec, clean, render_atom, render_rss
+from feedsync.render.feeds import UNTITLED, FeedSpec, clean, render_atom, render_rss
+from feedsync.render.index_page import render_index
 from feedsync.store import Store
-from feedsync.tomlout import dumps
 from tests.reliability.figures import record
 
 DAY = date(2026, 3, 2)

@@ -33,7 +33,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from feedsync.server import HEAD_TIMEOUT
+from feedsync.serve.app import HEAD_TIMEOUT
 from tests.memory import memory_kb
 from tests.reliability.figures import record
 from tests.test_server import ATOM, TRAVERSALS

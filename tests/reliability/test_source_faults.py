@@ -35,9 +35,9 @@ import pytest
 import uvicorn
 
 from feedsync.config import Config, load_config
-from feedsync.fetch import HttpClient
+from feedsync.fetch.http import HttpClient
 from feedsync.pipeline import RunReport, run
-from feedsync.server import create_app
+from feedsync.serve.app import create_app
 from feedsync.store import Store
 from tests.fakes.hf_api import FakeHF
 from tests.fakes.hf_data import entry

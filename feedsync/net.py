@@ -1,5 +1,6 @@
-"""Daemon threads for work that may block on the network: a small pool, and one call
-with a time limit.
+"""What the network code shares (the digest's fetcher and the Zotero client): daemon
+threads for work that may block, one call with a time limit, and how long a server asks us
+to wait (Retry-After and Backoff header values).
 
 ``concurrent.futures.ThreadPoolExecutor`` joins its threads when the interpreter exits, so
 one request stalled on a hung server (each attempt may take the whole timeout, and there
@@ -11,10 +12,13 @@ write anything that outlives the process (the fetchers only fetch and parse).
 
 from __future__ import annotations
 
+import email.utils
+import math
 import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -101,3 +105,23 @@ def within(seconds: float, work: Callable[[], T], name: str) -> T:
     if isinstance(result, BaseException):
         raise result
     return result
+
+
+def wait_seconds(value: str | None) -> float | None:
+    """Seconds from a header value: a (decimal) number or an HTTP date; None if unusable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        pass
+    else:
+        return number if math.isfinite(number) and number >= 0 else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

@@ -31,9 +31,9 @@ from itertools import chain, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from feedsync.match.topics import Topic, match
 from feedsync.models import Paper
 from feedsync.store import Store
-from feedsync.topics import Topic, match
 
 if TYPE_CHECKING:  # the query package loads only when a run matches
     from feedsync.query import Segment

@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from html import escape
 
 from feedsync.models import Paper, StoredPaper
-from feedsync.render import UNTITLED, FeedSpec, clean, featured_day, http_url, paper_link
+from feedsync.render.feeds import UNTITLED, FeedSpec, clean, featured_day, http_url, paper_link
 
 LATEST = 10  # papers listed per topic
 SHOWN_AUTHORS = 3

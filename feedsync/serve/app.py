@@ -34,7 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from feedsync.config import Config
-from feedsync.health import health_report
+from feedsync.serve.health import health_report
 
 log = logging.getLogger(__name__)
 

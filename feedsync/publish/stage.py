@@ -19,15 +19,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from feedsync.config import Config
-from feedsync.publish import PublishReport, publish
+from feedsync.match.topics import Topic
+from feedsync.publish.files import PublishReport, publish
 from feedsync.store import Store
-from feedsync.topics import Topic
 
 # The renderers (feedgen, lxml) load only once some feed has to be rendered: an idle pass
 # never pays for them.
 if TYPE_CHECKING:
     from feedsync.models import Fragment
-    from feedsync.render import FeedSpec
+    from feedsync.render.feeds import FeedSpec
 
 ALL = "all"  # the slug of the optional every-paper feed
 INDEX_PAPERS = 10  # papers per topic on the index page
@@ -37,7 +37,7 @@ RENDER_VERSION = "1"
 
 
 def feed_spec(config: Config, slug: str, title: str, description: str) -> FeedSpec:
-    from feedsync.render import FeedSpec
+    from feedsync.render.feeds import FeedSpec
 
     return FeedSpec(
         slug=slug,
@@ -84,8 +84,8 @@ def render_and_publish(
         and previous
     ):
         return PublishReport(written=[], unchanged=sorted(previous), removed=[]), set()
-    from feedsync.fragments import assemble_atom, assemble_rss
-    from feedsync.render import render_opml
+    from feedsync.render.feeds import render_opml
+    from feedsync.render.fragments import assemble_atom, assemble_rss
 
     files: dict[str, bytes] = {}
     kept: set[str] = set()
@@ -179,7 +179,7 @@ def _entries(store: Store, wanted: dict[int, int], keep: Iterable[int]) -> dict[
 
     Entries of papers in no feed (``keep``) leave the cache.
     """
-    from feedsync.fragments import render_fragments
+    from feedsync.render.fragments import render_fragments
 
     cached = store.fragments(wanted, RENDER_VERSION)
     missing = store.paper_map(i for i in wanted if i not in cached)
@@ -196,7 +196,7 @@ def _index_page(
     title: str,
     newest_of: dict[str, list[int]],
 ) -> bytes:
-    from feedsync.pages import render_index
+    from feedsync.render.index_page import render_index
 
     queries = {t.slug: t.description for t in topics}
     queries[ALL] = "every paper"

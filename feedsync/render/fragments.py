@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from feedsync.models import Fragment, StoredPaper
-from feedsync.render import (
+from feedsync.render.feeds import (
     EPOCH,
     FeedSpec,
     add_atom_entry,

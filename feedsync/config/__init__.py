@@ -22,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -31,19 +30,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from feedsync import __version__, cron
+from feedsync import __version__
+from feedsync.config import cron
+from feedsync.config.names import ENV_PREFIX, REDACTED
 from feedsync.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/feedsync.toml")
 CONFIG_ENV = "FEEDSYNC_CONFIG"
-ENV_PREFIX = "FEEDSYNC_"
 KEY_ENV = "FEEDSYNC_ZOTERO__API_KEY"
 TOKEN_ENV = "FEEDSYNC_SOURCE__TOKEN"
 HF_TOKEN_ENV = "HF_TOKEN"
-REDACTED = "********"
-# Slugs become file names and URL path segments; "all" and "index" name our own files.
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62}[a-z0-9])?$")
-RESERVED_SLUGS = frozenset({"all", "index", "healthz"})
 CACHE_FORMAT = 1
 
 
@@ -188,7 +184,7 @@ def load_config(
     cache = _cache_file(config_path, raw, overrides, env)
     plain = _load_cached(cache)
     if plain is None:
-        from feedsync.settings import validate
+        from feedsync.config.validate import validate
 
         data = _parse_toml(config_path, raw)
         plain = validate(data, env, config_path)

@@ -36,8 +36,8 @@ from pydantic_settings import (
 from pydantic_settings.exceptions import SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
-from feedsync import cron
-from feedsync.config import ENV_PREFIX, REDACTED, RESERVED_SLUGS, SLUG
+from feedsync.config import cron
+from feedsync.config.names import ENV_PREFIX, REDACTED, RESERVED_SLUGS, SLUG
 from feedsync.errors import ConfigError
 
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 from feedsync.config import Config
 from feedsync.errors import InputError
+from feedsync.match.rematch import match_store
+from feedsync.match.topics import topic_query
 from feedsync.query import compile_query, document
-from feedsync.rematch import match_store
 from feedsync.store import Store
-from feedsync.topics import topic_query
 
 
 def preview(config: Config, *, topic: str | None, query: str | None, limit: int) -> Iterator[str]:
@@ -24,7 +24,7 @@ def preview(config: Config, *, topic: str | None, query: str | None, limit: int)
         assert query is not None
         compiled = compile_query(query)
         label = f"query {query}"
-    from feedsync.topics import Topic
+    from feedsync.match.topics import Topic
 
     probe = Topic("preview", "", "", limit, False, "", compiled)
     with Store(config.store_path) as store:

@@ -23,10 +23,10 @@ from typing import Protocol
 
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError, InputError, SourceStopped
-from feedsync.fetch import HttpClient, Response
+from feedsync.fetch.http import HttpClient, Response
 from feedsync.models import Digest, UpsertCounts
+from feedsync.net import DaemonPool
 from feedsync.store import FetchState, Store
-from feedsync.threads import DaemonPool
 
 log = logging.getLogger(__name__)
 

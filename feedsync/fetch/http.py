@@ -35,9 +35,8 @@ import httpx
 
 from feedsync import __version__
 from feedsync.errors import FetchError, SourceStopped
-from feedsync.quota import Limit, Pacer, Wait, bucket_of, parse_limits, parse_policies
-from feedsync.threads import Late, within
-from feedsync.waits import wait_seconds
+from feedsync.fetch.quota import Limit, Pacer, Wait, bucket_of, parse_limits, parse_policies
+from feedsync.net import Late, wait_seconds, within
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Match: decide which stored papers belong to which topic, and show why (``preview``)."""

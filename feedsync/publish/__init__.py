@@ -1,0 +1,1 @@
+"""Publish: decide which files changed, render them, and write them atomically."""
