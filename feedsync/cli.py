@@ -23,6 +23,7 @@ from feedsync.errors import ConfigError, FeedsyncError
 
 if TYPE_CHECKING:
     from feedsync.config import Config
+    from feedsync.pipeline import RunReport
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("feedsync")
@@ -416,7 +417,7 @@ class _progress:
             self._bar.__exit__(*exc)
 
 
-def _print_report(config: Config, report: Any) -> None:
+def _print_report(config: Config, report: RunReport) -> None:
     source = report.source
     if source is not None:
         if config.source.kind == "files":
@@ -437,7 +438,8 @@ def _print_report(config: Config, report: Any) -> None:
         parts = [f"{slug} {t.matches} (+{t.new})" for slug, t in report.topics.items()]
         click.echo("topics: " + ", ".join(parts))
     if report.zotero:
-        click.echo("zotero: " + ", ".join(f"{k} {v}" for k, v in report.zotero.items()))
+        counts = report.zotero.counts()
+        click.echo("zotero: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
     published = report.published
     if published is not None:
         click.echo(

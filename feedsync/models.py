@@ -124,6 +124,18 @@ class UpsertCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class FetchState:
+    """What we remember of the last successful fetch of one URL (for conditional GET)."""
+
+    url: str
+    day: date | None
+    etag: str | None
+    last_modified: str | None
+    fetched_at: datetime
+    paper_count: int
+
+
+@dataclass(frozen=True, slots=True)
 class StoredPaper:
     """A paper as the store holds it, with its bookkeeping.
 

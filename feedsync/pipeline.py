@@ -15,45 +15,51 @@ from __future__ import annotations
 import logging
 import resource
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError
-from feedsync.match.rematch import match_store
-from feedsync.match.topics import Topic, build_topics, match
-from feedsync.store import MatchUpdate, Store, TopicState
+from feedsync.match.stage import TopicMatches, match_topics
+from feedsync.match.topics import Topic, build_topics
+from feedsync.models import Digest
+from feedsync.store import Store
 from feedsync.store.locks import run_lock
 
 if TYPE_CHECKING:
     from feedsync.fetch.http import HttpClient
-    from feedsync.fetch.sources import Progress, SourceReport
+    from feedsync.fetch.sources import Progress, Readers, SourceReport
     from feedsync.publish.files import PublishReport
+    from feedsync.publish.stage import Published
+    from feedsync.zotero.sync import SyncReport
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class TopicReport:
     matches: int = 0
     new: int = 0
     rendered: bool = False
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class RunReport:
-    """What a pass did; the CLI prints it, the status record keeps it."""
+    """What a pass did, composed of what each stage returned; the CLI prints it, the
+    status record keeps it."""
 
     started: datetime
-    finished: datetime | None = None
+    finished: datetime
     source: SourceReport | None = None
-    topics: dict[str, TopicReport] = field(default_factory=dict)
+    topics: Mapping[str, TopicReport] = field(default_factory=dict)
     published: PublishReport | None = None
-    zotero: dict[str, Any] | None = None
-    failures: list[str] = field(default_factory=list)
+    zotero: SyncReport | None = None
+    failures: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -67,7 +73,7 @@ class RunReport:
         source = self.source
         return {
             "started": self.started.isoformat(),
-            "finished": self.finished.isoformat() if self.finished else None,
+            "finished": self.finished.isoformat(),
             "source": None
             if source is None
             else {
@@ -79,19 +85,57 @@ class RunReport:
                 "updated": source.counts.updated,
                 "requests": source.requests,
                 "warnings": source.warnings,
-                "failures": source.failures,
+                "failures": list(source.failures),
             },
-            "topics": {slug: asdict(t) for slug, t in self.topics.items()},
+            "topics": {
+                slug: {"matches": t.matches, "new": t.new, "rendered": t.rendered}
+                for slug, t in self.topics.items()
+            },
             "files": None
             if self.published is None
             else {
-                "written": self.published.written,
+                "written": list(self.published.written),
                 "unchanged": len(self.published.unchanged),
-                "removed": self.published.removed,
+                "removed": list(self.published.removed),
             },
-            "zotero": self.zotero,
-            "failures": self.failures,
+            "zotero": None if self.zotero is None else self.zotero.counts(),
+            "failures": list(self.failures),
         }
+
+
+@dataclass
+class _Results:
+    """The stages' results as they come in: the orchestrator's own notes, composed into
+    the frozen ``RunReport`` at the end, whatever stage the pass ended in."""
+
+    source: SourceReport | None = None
+    matched: Mapping[str, TopicMatches] | None = None
+    published: Published | None = None
+    zotero: SyncReport | None = None
+    zotero_error: str | None = None
+
+    def report(self, started: datetime, finished: datetime) -> RunReport:
+        failures: list[str] = []
+        if self.source is not None:
+            failures += [f"source: {f}" for f in self.source.failures]
+        rendered = self.published.rendered if self.published else frozenset()
+        topics = {
+            slug: TopicReport(m.matches, m.new, slug in rendered)
+            for slug, m in (self.matched or {}).items()
+        }
+        if self.zotero_error is not None:
+            failures.append(f"zotero: {self.zotero_error}")
+        if self.zotero is not None:
+            failures += [f"zotero: {problem}" for problem in self.zotero.problems()]
+        return RunReport(
+            started=started,
+            finished=finished,
+            source=self.source,
+            topics=MappingProxyType(topics),
+            published=self.published.files if self.published else None,
+            zotero=self.zotero,
+            failures=tuple(failures),
+        )
 
 
 def run(
@@ -112,18 +156,21 @@ def run(
     publishes from what is stored (the daemon's safe point on SIGTERM).
     """
     with run_lock(config.data_dir), Store(config.store_path, clock=clock) as store:
-        report = RunReport(started=clock())
-        run_id = store.start_run(report.started)
+        started = clock()
+        run_id = store.start_run(started)
+        results = _Results()
         error: str | None = None
         try:
             if not offline:
                 from feedsync.fetch.sources import update_store
 
-                report.source = _stage(
+                results.source = _stage(
                     "fetch",
                     lambda: update_store(
                         config,
                         store,
+                        _readers(),
+                        clock=clock,
                         days=days,
                         refresh=refresh,
                         skip_fetched=skip_fetched,
@@ -132,19 +179,16 @@ def run(
                         stop=stop,
                     ),
                 )
-                report.failures.extend(f"source: {f}" for f in report.source.failures)
             topics = build_topics(config)
-            _stage("match", lambda: _match(store, topics, report))
-            report.published = _stage(
-                "publish", lambda: _render_and_publish(config, store, topics, report)
-            )
+            results.matched = _stage("match", lambda: match_topics(store, topics))
+            results.published = _stage("publish", lambda: _publish(config, store, topics))
             if config.zotero.enabled and any(t.zotero for t in topics):
-                _stage("zotero", lambda: _zotero(config, store, topics, report))
+                _stage("zotero", lambda: _zotero(config, store, topics, results))
         except FeedsyncError as e:
             error = str(e)
             raise
         finally:
-            report.finished = clock()
+            report = results.report(started, clock())
             result = "ok" if report.ok and error is None else "failed"
             first_failure = error or (report.failures[0] if report.failures else None)
             try:
@@ -168,59 +212,31 @@ def _stage(name: str, work: Callable[[], T]) -> T:
     return result
 
 
-# -- match -------------------------------------------------------------------------------------
+def _readers() -> Readers:
+    """The parsers, for the fetch stage; loaded at the first digest that is not a 304."""
+    from feedsync.fetch.sources import Readers
+
+    def digest(content: bytes, fmt: str, day: date, source: str) -> Digest:
+        from feedsync.parsers import parse_digest
+
+        return parse_digest(content, format=fmt, day=day, source=source)
+
+    def file(path: Path) -> Digest:
+        from feedsync.parsers import parse_file
+
+        return parse_file(path)
+
+    return Readers(digest=digest, file=file)
 
 
-def _match(store: Store, topics: Sequence[Topic], report: RunReport) -> None:
-    states = store.topic_states()
-    seq = store.seq
-    whole = [t for t in topics if _needs_full_match(states.get(t.slug), t)]
-    whole_slugs = {t.slug for t in whole}
-    behind = [t for t in topics if t.slug not in whole_slugs and states[t.slug].seq < seq]
-    before = {slug: state.matched for slug, state in states.items()}
-    updates: list[MatchUpdate] = []
-    if whole:
-        found = match_store(whole, store)
-        updates += [MatchUpdate(t.slug, t.signature, found[t.slug]) for t in whole]
-    if behind:
-        since = min(states[t.slug].seq for t in behind)
-        papers = list(store.documents(since_seq=since))
-        scope = {rowid for rowid, _ in papers}
-        found = match(behind, papers)
-        updates += [MatchUpdate(t.slug, t.signature, found[t.slug], scope) for t in behind]
-    gone = set(states) - {t.slug for t in topics}
-    if updates or gone:
-        store.save_matches(updates, seq=seq, drop=gone)
-    after = store.topic_states() if updates or gone else states
-    for t in topics:
-        total = after[t.slug].matched if t.slug in after else 0
-        report.topics[t.slug] = TopicReport(matches=total, new=total - before.get(t.slug, 0))
-
-
-def _needs_full_match(state: TopicState | None, topic: Topic) -> bool:
-    return state is None or state.signature != topic.signature
-
-
-# -- render and publish --------------------------------------------------------------------------
-
-
-def _render_and_publish(
-    config: Config, store: Store, topics: Sequence[Topic], report: RunReport
-) -> PublishReport:
+def _publish(config: Config, store: Store, topics: Sequence[Topic]) -> Published:
     # Imported here: an idle pass stops before rendering and never loads the renderers.
     from feedsync.publish.stage import render_and_publish
 
-    published, rendered = render_and_publish(config, store, topics)
-    for slug in rendered:
-        if slug in report.topics:
-            report.topics[slug].rendered = True
-    return published
+    return render_and_publish(config, store, topics)
 
 
-# -- zotero ----------------------------------------------------------------------------------------
-
-
-def _zotero(config: Config, store: Store, topics: Sequence[Topic], report: RunReport) -> None:
+def _zotero(config: Config, store: Store, topics: Sequence[Topic], results: _Results) -> None:
     # Imported here: pyzotero and httpx2 load only when a pass actually syncs.
     from feedsync.errors import ConfigError, SyncError
     from feedsync.zotero.sync import sync
@@ -228,9 +244,6 @@ def _zotero(config: Config, store: Store, topics: Sequence[Topic], report: RunRe
     # The feeds are published already; whatever happens here only adds a failure line
     # (exit code 1). StorageError still escapes, as it does from every other stage.
     try:
-        result = sync(config, store, topics)
+        results.zotero = sync(config, store, topics)
     except (SyncError, ConfigError) as e:
-        report.failures.append(f"zotero: {e}")
-        return
-    report.zotero = result.counts()
-    report.failures.extend(f"zotero: {problem}" for problem in result.problems())
+        results.zotero_error = str(e)

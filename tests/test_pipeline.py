@@ -150,7 +150,7 @@ def test_idle_run_costs_304s_and_writes_nothing(
     hf.reset_log()
     report = do_run(config)
     assert report.ok
-    assert report.published is not None and report.published.written == []
+    assert report.published is not None and report.published.written == ()
     assert {p.name: p.stat().st_mtime_ns for p in config.output_dir.iterdir()} == stamps
     # One conditional request per refetched day, all answered 304.
     assert [r.status for r in hf.requests] == [304, 304, 304]

@@ -159,7 +159,7 @@ def test_creates_directory_and_writes_index_last(
     report = publish(out, files)
     expected = ["a.atom", "a.rss", "b.rss", "index.opml", "index.html"]
     assert renamed == expected
-    assert report == PublishReport(written=expected, unchanged=[], removed=[])
+    assert report == PublishReport(written=tuple(expected), unchanged=(), removed=())
     assert {p.name for p in out.iterdir()} == set(files)
 
 
@@ -168,8 +168,8 @@ def test_second_publish_reports_unchanged(tmp_path: Path) -> None:
     publish(tmp_path, files)
     before = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
     report = publish(tmp_path, {**files, "a.rss": b"a2"})
-    assert report.written == ["a.rss"]
-    assert report.unchanged == ["index.html"]
+    assert report.written == ("a.rss",)
+    assert report.unchanged == ("index.html",)
     assert (tmp_path / "index.html").stat().st_mtime_ns == before["index.html"]
 
 
@@ -195,7 +195,7 @@ def test_removes_only_stale_owned_feed_files(tmp_path: Path) -> None:
     ]
     report = publish(out, {"a.rss": b"a"}, owned=owned)
 
-    assert report.removed == ["old.atom", "old.rss"]
+    assert report.removed == ("old.atom", "old.rss")
     assert sorted(p.name for p in out.iterdir()) == [
         "README.md",
         "a.rss",

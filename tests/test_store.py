@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from feedsync.errors import StorageError
-from feedsync.models import Paper
-from feedsync.store import MIGRATIONS, FetchState, Store
+from feedsync.models import FetchState, Paper
+from feedsync.store import MIGRATIONS, Store
 from feedsync.text import title_key
 
 

@@ -573,7 +573,7 @@ def test_pipeline_publishes_feeds_and_a_zotero_failure_only_adds_a_line(
         with HttpClient(timeout=5, retries=0) as http:
             report = run(config, days=[day], client=http)
         assert report.ok, report.failures
-        assert report.zotero is not None and report.zotero["created"] == 1
+        assert report.zotero is not None and report.zotero.created == 1
         assert (config.output_dir / "reasoning.atom").is_file()
         zot.revoke()
         hf.set_day(
@@ -587,7 +587,7 @@ def test_pipeline_publishes_feeds_and_a_zotero_failure_only_adds_a_line(
             report = run(config, days=[day], client=http)
     assert report.exit_code == 1
     assert report.failures and report.failures[0].startswith("zotero: Zotero refused the API key")
-    assert report.zotero is not None and report.zotero["created"] == 0
+    assert report.zotero is not None and report.zotero.created == 0
     assert b"More Reasoning" in (config.output_dir / "reasoning.atom").read_bytes()
     with Store(config.store_path) as store:
         last = store.last_runs(1)[0]

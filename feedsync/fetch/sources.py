@@ -1,9 +1,13 @@
-"""Bring the digest into the store: which URLs or files to read, and merging what they hold.
+"""Bring the digest in: which URLs or files to read, and handing what they hold on in order.
 
-Each unit of work (one API page, one HTML day, one saved file) is fetched, parsed and
-upserted on its own, and its conditional-GET state is saved only after its papers are
-committed. So a source that fails half way keeps everything it already merged, a failure
+Each unit of work (one API page, one HTML day, one saved file) is fetched, read into a
+``Digest`` and merged on its own, and its conditional-GET state is saved only after its
+papers are. So a source that fails half way keeps everything it already merged, a failure
 never removes a stored paper, and a rerun picks up exactly where the last one stopped.
+
+This stage knows neither the parsers nor the store: the caller hands it how to read bytes
+and files into digests (``Readers``) and where digests go (a ``Sink``, the store), and the
+clock that says which days are recent.
 """
 
 from __future__ import annotations
@@ -14,19 +18,18 @@ import logging
 import queue
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
 from feedsync.config import Config
 from feedsync.errors import FeedsyncError, InputError, SourceStopped
 from feedsync.fetch.http import HttpClient, Response
-from feedsync.models import Digest, UpsertCounts
+from feedsync.models import Digest, FetchState, Paper, UpsertCounts
 from feedsync.net import DaemonPool
-from feedsync.store import FetchState, Store
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +40,7 @@ FETCH_WORKERS = 4
 STOP_POLL = 0.25
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class SourceReport:
     """What one pass over the source did."""
 
@@ -48,13 +51,64 @@ class SourceReport:
     counts: UpsertCounts = field(default_factory=UpsertCounts)
     requests: int = 0
     quota_waits: int = 0  # windows of the Hub's quota waited for
-    halted: bool = False  # stopped fetching: the quota is spent or the token refused
     warnings: int = 0
-    failures: list[str] = field(default_factory=list)
+    failures: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+@dataclass(slots=True)
+class _Tally:
+    """A report while the pass is under way (a stage returns the frozen one)."""
+
+    units: int = 0
+    not_modified: int = 0
+    skipped: int = 0
+    papers: int = 0
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    warnings: int = 0
+    failures: list[str] = field(default_factory=list)
+    halted: bool = False  # stopped fetching: the quota is spent or the token refused
+
+    def report(self, http: HttpClient | None = None) -> SourceReport:
+        return SourceReport(
+            units=self.units,
+            not_modified=self.not_modified,
+            skipped=self.skipped,
+            papers=self.papers,
+            counts=self.counts,
+            requests=http.requests if http else 0,
+            quota_waits=http.quota_waits if http else 0,
+            warnings=self.warnings,
+            failures=tuple(self.failures),
+        )
+
+
+class Sink(Protocol):
+    """Where digests go, and what it remembers of earlier fetches (the store)."""
+
+    def upsert(self, papers: Iterable[Paper]) -> UpsertCounts: ...
+
+    def save_fetch(self, state: FetchState) -> None: ...
+
+    def fetch_state(self, url: str) -> FetchState | None: ...
+
+    def fetch_states(self, days: Iterable[date]) -> dict[str, FetchState]: ...
+
+    def fetched_days(self) -> set[date]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Readers:
+    """How fetched bytes and saved files become digests (the parsers, given by the caller).
+
+    ``digest(content, format, day, source)`` runs on the fetch threads.
+    """
+
+    digest: Callable[[bytes, str, date, str], Digest]
+    file: Callable[[Path], Digest]
 
 
 def recent_days(today: date, count: int) -> list[date]:
@@ -96,8 +150,10 @@ class Progress(Protocol):
 
 def update_store(
     config: Config,
-    store: Store,
+    sink: Sink,
+    readers: Readers,
     *,
+    clock: Callable[[], datetime],
     days: Sequence[date] | None = None,
     refresh: bool = False,
     skip_fetched: bool = False,
@@ -105,27 +161,30 @@ def update_store(
     client: HttpClient | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> SourceReport:
-    """Fetch the configured source and merge it into the store.
+    """Fetch the configured source and merge it into ``sink``.
 
-    ``days`` defaults to the recent days of a scheduled run. ``skip_fetched`` (backfill)
-    leaves out days already in the store; ``refresh`` ignores remembered validators and
-    file stamps. Failures are collected in the report, never raised.
+    ``days`` defaults to the recent days of a scheduled run, as of ``clock``.
+    ``skip_fetched`` (backfill) leaves out days already fetched; ``refresh`` ignores
+    remembered validators and file stamps. Failures are collected in the report, never
+    raised.
     """
-    report = SourceReport()
+    tally = _Tally()
     source = config.source
     if source.kind == "files":
-        for path in _expand(source.paths, report):
+        files, problems = digest_files(source.paths)
+        tally.failures.extend(problems)
+        for path in files:
             if stop and stop():
                 break
-            _import_file(store, path, refresh, report)
+            _import_file(sink, readers, path, refresh, tally, clock)
             if progress:
                 progress.step(path.name)
-        return report
+        return tally.report()
     if days is None:
-        days = recent_days(datetime.now(UTC).date(), source.days)
-    fetched = store.fetched_days() if skip_fetched and not refresh else set()
+        days = recent_days(clock().date(), source.days)
+    fetched = sink.fetched_days() if skip_fetched and not refresh else set()
     todo = [d for d in days if d not in fetched]
-    report.skipped = len(days) - len(todo)
+    tally.skipped = len(days) - len(todo)
     if progress:
         for day in days:
             if day in fetched:
@@ -143,8 +202,8 @@ def update_store(
     # Quota waits are announced by a fetch thread; the progress bar is drawn from this one.
     notes: queue.SimpleQueue[str] = queue.SimpleQueue()
     http.on_wait = notes.put
-    known = {} if refresh else store.fetch_states(todo)
-    fetcher = _DayFetcher(http, source.api_url, source.kind, known, stop)
+    known = {} if refresh else sink.fetch_states(todo)
+    fetcher = _DayFetcher(http, readers, source.api_url, source.kind, known, stop)
     # Days are fetched and parsed by a few threads (network waits overlap), and merged
     # here, on the store's thread, in order.
     pool = DaemonPool(min(FETCH_WORKERS, max(1, len(todo))), name="fetch")
@@ -156,7 +215,7 @@ def update_store(
                 log.info("source: stopping early, %s and later days left for the next run", day)
                 break
             for unit in units:
-                _merge_unit(store, unit, report)
+                _merge_unit(sink, unit, tally, clock)
             if progress:
                 progress.step(day.isoformat())
         else:
@@ -164,16 +223,14 @@ def update_store(
     finally:
         # Stopped, or unwinding (Ctrl-C, SIGTERM, a store error): days not started are
         # dropped, and requests still in flight are not waited for; they end on their own,
-        # unused (see threads.py). With every day collected, the threads are idle: they
-        # are joined, so none outlives the pass.
+        # unused (see net.py). With every day collected, the threads are idle: they are
+        # joined, so none outlives the pass.
         fetcher.cancelled.set()
         pool.close(wait=every_day)
-        report.requests = http.requests
-        report.quota_waits = http.quota_waits
         http.on_wait = None
         if own_client:
             http.close()
-    return report
+    return tally.report(http)
 
 
 def _show(notes: queue.SimpleQueue[str], progress: Progress | None) -> None:
@@ -245,12 +302,14 @@ class _DayFetcher:
     def __init__(
         self,
         http: HttpClient,
+        readers: Readers,
         base: str,
         kind: str,
         known: dict[str, FetchState],
         stop: Callable[[], bool] | None,
     ) -> None:
         self.http = http
+        self.readers = readers
         self.base = base
         self.kind = kind
         self.known = known
@@ -293,10 +352,7 @@ class _DayFetcher:
                 last_modified=known.last_modified if known else None,
             )
             if not (unit.response.not_modified and known is not None):
-                # Imported here: a run where every day answers 304 never loads the parsers.
-                from feedsync.parsers import parse_digest
-
-                unit.digest = parse_digest(unit.response.content, format=fmt, day=day, source=url)
+                unit.digest = self.readers.digest(unit.response.content, fmt, day, url)
         except SourceStopped as e:
             unit.error, unit.halts = str(e), True
             self.halted.set()
@@ -305,18 +361,18 @@ class _DayFetcher:
         return unit
 
 
-def _merge_unit(store: Store, unit: _Unit, report: SourceReport) -> None:
-    report.units += 1
+def _merge_unit(sink: Sink, unit: _Unit, tally: _Tally, clock: Callable[[], datetime]) -> None:
+    tally.units += 1
     if unit.error is not None:
         # Workers that met the same stop at once say it once.
-        if not (unit.halts and report.halted):
-            report.failures.append(unit.error)
+        if not (unit.halts and tally.halted):
+            tally.failures.append(unit.error)
             log.error("source: %s", unit.error)
-        report.halted = report.halted or unit.halts
+        tally.halted = tally.halted or unit.halts
         return
     digest, response = unit.digest, unit.response
     if digest is None or response is None:
-        report.not_modified += 1
+        tally.not_modified += 1
         return
     # Saved after the papers are committed: a crash in between costs a refetch, not a paper.
     state = FetchState(
@@ -324,22 +380,22 @@ def _merge_unit(store: Store, unit: _Unit, report: SourceReport) -> None:
         day=unit.day,
         etag=response.etag,
         last_modified=response.last_modified,
-        fetched_at=datetime.now(UTC),
+        fetched_at=clock(),
         paper_count=len(digest.papers),
     )
-    _merge_digest(store, digest, state, report, unit.url)
+    _merge_digest(sink, digest, state, tally, unit.url)
 
 
 def _merge_digest(
-    store: Store, digest: Digest, state: FetchState, report: SourceReport, where: object
+    sink: Sink, digest: Digest, state: FetchState, tally: _Tally, where: object
 ) -> None:
     """Upsert a fetched or read digest, then remember the state of its URL (in that order)."""
     for warning in digest.warnings:
         log.warning("%s: %s", where, warning)
-    report.warnings += len(digest.warnings)
-    report.papers += len(digest.papers)
-    report.counts += store.upsert(digest.papers)
-    store.save_fetch(state)
+    tally.warnings += len(digest.warnings)
+    tally.papers += len(digest.papers)
+    tally.counts += sink.upsert(digest.papers)
+    sink.save_fetch(state)
 
 
 def digest_files(patterns: Sequence[str]) -> tuple[list[Path], list[str]]:
@@ -372,39 +428,41 @@ def _fixed_folder(pattern: str) -> Path:
     return Path(*fixed) if fixed else Path(".")
 
 
-def _expand(patterns: Sequence[str], report: SourceReport) -> Iterator[Path]:
-    files, problems = digest_files(patterns)
-    report.failures.extend(problems)
-    yield from files
-
-
-def _import_file(store: Store, path: Path, refresh: bool, report: SourceReport) -> None:
+def _import_file(
+    sink: Sink,
+    readers: Readers,
+    path: Path,
+    refresh: bool,
+    tally: _Tally,
+    clock: Callable[[], datetime],
+) -> None:
     # A saved file is "not modified" while its size and mtime are what we imported.
-    report.units += 1
+    tally.units += 1
     url = path.resolve().as_uri()
     try:
         stat = path.stat()
     except OSError as e:
-        report.failures.append(f"{path}: {e.strerror}")
+        tally.failures.append(f"{path}: {e.strerror}")
         return
     stamp = f"{stat.st_mtime_ns}-{stat.st_size}"
-    known = None if refresh else store.fetch_state(url)
+    known = None if refresh else sink.fetch_state(url)
     if known is not None and known.etag == stamp:
-        report.not_modified += 1
+        tally.not_modified += 1
         return
-    from feedsync.parsers import parse_file
-
     try:
-        digest = parse_file(path)
+        digest = readers.file(path)
     except FeedsyncError as e:
-        report.failures.append(str(e))
+        tally.failures.append(str(e))
         log.error("source: %s", e)
         return
-    state = FetchState(url, digest.day, stamp, None, datetime.now(UTC), len(digest.papers))
-    _merge_digest(store, digest, state, report, path)
+    state = FetchState(url, digest.day, stamp, None, clock(), len(digest.papers))
+    _merge_digest(sink, digest, state, tally, path)
 
 
 __all__ = [
+    "Progress",
+    "Readers",
+    "Sink",
     "SourceReport",
     "api_url",
     "day_range",

@@ -25,7 +25,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from feedsync.errors import PublishError
@@ -39,13 +39,13 @@ LAST = ("index.opml", "index.html")
 _NO_DIR_SYNC = frozenset({errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF})
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class PublishReport:
     """What one ``publish`` call did, by file name, in the order it happened."""
 
-    written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
+    written: tuple[str, ...] = ()
+    unchanged: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
 
 
 def _why(error: OSError) -> str:
@@ -141,7 +141,7 @@ def _clean_stale_temps(directory: Path, now: float) -> None:
         _discard(stale_path)
 
 
-def _remove_stale(directory: Path, names: Iterable[str], report: PublishReport) -> list[str]:
+def _remove_stale(directory: Path, names: Iterable[str], removed: list[str]) -> list[str]:
     failures = []
     for name in sorted(set(names)):
         path = directory / name
@@ -156,7 +156,7 @@ def _remove_stale(directory: Path, names: Iterable[str], report: PublishReport) 
         except OSError as e:
             failures.append(f"{name}: {_why(e)}")
             continue
-        report.removed.append(name)
+        removed.append(name)
     return failures
 
 
@@ -181,7 +181,9 @@ def publish(
         raise PublishError(f"cannot create {output_dir}: {_why(e)}") from e
     _clean_stale_temps(output_dir, clock())
 
-    report = PublishReport()
+    written: list[str] = []
+    unchanged: list[str] = []
+    removed: list[str] = []
     # Every file's bytes are synced before its rename; the directory is synced once after
     # the feeds and once after the index files, so a crash can never leave an index that
     # lists a feed whose rename was lost (was: one directory sync per file).
@@ -190,13 +192,13 @@ def publish(
     for batch in (feeds, ordered[len(feeds) :]):
         for name in batch:
             wrote = write_atomic(output_dir / name, files[name], sync_dir=False)
-            (report.written if wrote else report.unchanged).append(name)
-        if any(name in report.written for name in batch):
+            (written if wrote else unchanged).append(name)
+        if any(name in written for name in batch):
             try:
                 _fsync_dir(output_dir)
             except OSError as e:
                 raise PublishError(f"cannot sync {output_dir}: {_why(e)}") from e
-    failures = _remove_stale(output_dir, (n for n in owned if n not in files), report)
+    failures = _remove_stale(output_dir, (n for n in owned if n not in files), removed)
     if failures:
         raise PublishError(f"cannot remove stale files in {output_dir}: {'; '.join(failures)}")
-    return report
+    return PublishReport(tuple(written), tuple(unchanged), tuple(removed))

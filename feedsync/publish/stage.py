@@ -1,26 +1,24 @@
-"""The publish stage: find the feeds that changed, render them, write what changed.
+"""The publish stage: find the feeds that changed (plan.py decides), render them, write
+what changed, and record it.
 
-Rules:
-- An idle pass costs one signature lookup and a stat per published file: when nothing in
-  the store, the topics or the feed settings changed and every file is still the one we
-  wrote, nothing is queried or rendered.
-- A feed is rendered only when its newest papers (id and revision) or its settings
-  changed; entries come from the store's cache of rendered fragments (fragments.py), so a
-  paper is rendered once however many feeds list it.
-- A file someone else overwrote or deleted is published again.
+An idle pass costs one signature lookup and a stat per published file. Entries come from
+the store's cache of rendered fragments (render/fragments.py), so a paper is rendered once
+however many feeds list it. A file someone else overwrote or deleted is published again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from feedsync.config import Config
 from feedsync.match.topics import Topic
+from feedsync.publish import plan as planning
 from feedsync.publish.files import PublishReport, publish
+from feedsync.publish.plan import ALL, RENDER_VERSION, Feed
 from feedsync.store import Store
 
 # The renderers (feedgen, lxml) load only once some feed has to be rendered: an idle pass
@@ -29,11 +27,15 @@ if TYPE_CHECKING:
     from feedsync.models import Fragment
     from feedsync.render.feeds import FeedSpec
 
-ALL = "all"  # the slug of the optional every-paper feed
 INDEX_PAPERS = 10  # papers per topic on the index page
-# Bump when the renderers' output changes (render.py, fragments.py, pages.py): every feed
-# is then rendered again, and every cached entry is dropped first.
-RENDER_VERSION = "1"
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """What the stage did: the files, and the slugs of the feeds it rendered."""
+
+    files: PublishReport
+    rendered: frozenset[str]
 
 
 def feed_spec(config: Config, slug: str, title: str, description: str) -> FeedSpec:
@@ -54,21 +56,13 @@ def ttl_minutes(config: Config) -> int:
     return max(15, min(minutes, 1440))
 
 
-def render_and_publish(
-    config: Config, store: Store, topics: Sequence[Topic]
-) -> tuple[PublishReport, set[str]]:
-    """Render the feeds whose papers or settings changed, and publish what changed.
-
-    Returns what was published and the slugs of the feeds rendered.
-    """
-    states = store.topic_states()
+def render_and_publish(config: Config, store: Store, topics: Sequence[Topic]) -> Published:
+    """Render the feeds whose papers or settings changed, and publish what changed."""
     previous = store.published()
     out = config.output_dir
-    # Nothing in the store, the topics or the feed settings changed since the last publish,
-    # and every file is still there: an idle run stops here, without a query per topic.
-    everything = _digest(
+    intact = {name for name in previous if _intact(out, name, previous)}
+    signature = planning.run_signature(
         [
-            RENDER_VERSION,
             store.seq,
             config.base_url,
             ttl_minutes(config),
@@ -78,77 +72,28 @@ def render_and_publish(
             [(t.slug, t.title, t.description, t.max_items, t.signature) for t in topics],
         ]
     )
-    if (
-        store.get_value("rendered:all-feeds") == everything
-        and all(_intact(out, name, previous) for name in previous)
-        and previous
-    ):
-        return PublishReport(written=[], unchanged=sorted(previous), removed=[]), set()
-    from feedsync.render.feeds import render_opml
-    from feedsync.render.fragments import assemble_atom, assemble_rss
+    if planning.idle(signature, store.get_value("rendered:all-feeds"), previous, intact):
+        return Published(PublishReport(unchanged=tuple(sorted(previous))), frozenset())
 
-    files: dict[str, bytes] = {}
-    kept: set[str] = set()
-    rendered: dict[str, str] = {}
+    feeds = _feeds(config, store, topics)
+    states = store.topic_states()
+    # The every-paper feed is no topic: its signature is kept as a plain value.
+    last = {
+        f.slug: states[f.slug].rendered
+        if f.slug in states
+        else store.get_value(f"rendered:{f.slug}")
+        for f in feeds
+    }
+    chosen = planning.plan(feeds, last, intact, store.get_value("rendered:index"))
+    files = _render(config, store, topics, feeds, chosen)
 
-    feeds: list[tuple[str, str, str, int]] = [
-        (t.slug, t.title, t.description, t.max_items) for t in topics
-    ]
-    if config.feeds.all_papers:
-        feeds.append(
-            (ALL, "All papers", "Every paper of the Daily Papers digest", config.feeds.max_items)
-        )
-    specs = []
-    newest_of: dict[str, list[int]] = {}  # each feed's papers, newest first, by row id
-    revs: dict[int, int] = {}  # row id -> rev of every paper in some feed
-    todo: list[tuple[FeedSpec, tuple[str, str]]] = []
-    for slug, title, description, limit in feeds:
-        spec = feed_spec(config, slug, title, description)
-        specs.append(spec)
-        newest = store.newest_ids(slug, limit) if slug != ALL else store.newest_all_ids(limit)
-        newest_of[slug] = [rowid for rowid, _ in newest]
-        revs.update(newest)
-        signature = _digest([RENDER_VERSION, repr(spec), newest])
-        names = (f"{slug}.rss", f"{slug}.atom")
-        state = states.get(slug)
-        last = state.rendered if state else store.get_value(f"rendered:{slug}")
-        if last == signature and all(_intact(out, n, previous) for n in names):
-            kept.update(names)
-            continue
-        todo.append((spec, names))
-        rendered[slug] = signature
-    if todo:
-        wanted = {i: revs[i] for spec, _ in todo for i in newest_of[spec.slug]}
-        entries = _entries(store, wanted, keep=revs)
-        for spec, (rss_name, atom_name) in todo:
-            chosen = [entries[i] for i in newest_of[spec.slug]]
-            files[rss_name] = assemble_rss(spec, chosen)
-            files[atom_name] = assemble_atom(spec, chosen)
-
-    title = (
-        f"{config.feeds.title_prefix.strip(' :')} feeds"
-        if config.feeds.title_prefix
-        else "feedsync feeds"
-    )
-    files["index.opml"] = render_opml(specs, title=title, base_url=config.base_url)
-    index_signature = _digest(
-        [RENDER_VERSION, [repr(s) for s in specs], sorted(rendered.items()), sorted(kept)]
-    )
-    if (
-        rendered
-        or store.get_value("rendered:index") != index_signature
-        or not _intact(out, "index.html", previous)
-    ):
-        files["index.html"] = _index_page(config, store, specs, topics, title, newest_of)
-    else:
-        kept.add("index.html")
-
-    result = publish(out, files, owned=set(previous) - kept)
+    result = publish(out, files, owned=set(previous) - chosen.kept)
+    rendered = chosen.rendered
     store.save_rendered({slug: sig for slug, sig in rendered.items() if slug != ALL})
     if ALL in rendered:
         store.set_value(f"rendered:{ALL}", rendered[ALL])
-    store.set_value("rendered:index", index_signature)
-    now_published = {name: previous[name] for name in kept if name in previous}
+    store.set_value("rendered:index", chosen.index_signature)
+    now_published = {name: previous[name] for name in chosen.kept if name in previous}
     now_published.update(
         {
             name: (hashlib.sha256(data).hexdigest(), _stamp(out / name))
@@ -156,8 +101,55 @@ def render_and_publish(
         }
     )
     store.save_published(now_published)
-    store.set_value("rendered:all-feeds", everything)
-    return result, set(rendered)
+    store.set_value("rendered:all-feeds", signature)
+    return Published(result, frozenset(rendered))
+
+
+def _feeds(config: Config, store: Store, topics: Sequence[Topic]) -> list[Feed]:
+    """Every feed to publish, with its newest papers from the store."""
+    wanted = [(t.slug, t.title, t.description, t.max_items) for t in topics]
+    if config.feeds.all_papers:
+        every = "Every paper of the Daily Papers digest"
+        wanted.append((ALL, "All papers", every, config.feeds.max_items))
+    feeds = []
+    for slug, title, description, limit in wanted:
+        newest = store.newest_ids(slug, limit) if slug != ALL else store.newest_all_ids(limit)
+        spec = feed_spec(config, slug, title, description)
+        feeds.append(Feed(slug, spec, tuple((rowid, rev) for rowid, rev in newest)))
+    return feeds
+
+
+def _render(
+    config: Config,
+    store: Store,
+    topics: Sequence[Topic],
+    feeds: Sequence[Feed],
+    chosen: planning.Plan,
+) -> dict[str, bytes]:
+    from feedsync.render.feeds import render_opml
+    from feedsync.render.fragments import assemble_atom, assemble_rss
+
+    files: dict[str, bytes] = {}
+    revs = {rowid: rev for feed in feeds for rowid, rev in feed.newest}
+    if chosen.render:
+        wanted = {rowid: rev for feed in chosen.render for rowid, rev in feed.newest}
+        entries = _entries(store, wanted, keep=revs)
+        for feed in chosen.render:
+            papers = [entries[rowid] for rowid, _ in feed.newest]
+            rss, atom = feed.files
+            files[rss] = assemble_rss(feed.spec, papers)
+            files[atom] = assemble_atom(feed.spec, papers)
+    title = index_title(config)
+    specs = [feed.spec for feed in feeds]
+    files["index.opml"] = render_opml(specs, title=title, base_url=config.base_url)
+    if chosen.render_index:
+        files["index.html"] = _index_page(config, store, feeds, topics, title)
+    return files
+
+
+def index_title(config: Config) -> str:
+    prefix = config.feeds.title_prefix.strip(" :")
+    return f"{prefix} feeds" if prefix else "feedsync feeds"
 
 
 def _stamp(path: Path) -> str | None:
@@ -191,24 +183,20 @@ def _entries(store: Store, wanted: dict[int, int], keep: Iterable[int]) -> dict[
 def _index_page(
     config: Config,
     store: Store,
-    specs: Sequence[FeedSpec],
+    feeds: Sequence[Feed],
     topics: Sequence[Topic],
     title: str,
-    newest_of: dict[str, list[int]],
 ) -> bytes:
     from feedsync.render.index_page import render_index
 
     queries = {t.slug: t.description for t in topics}
     queries[ALL] = "every paper"
-    papers = store.paper_map({i for ids in newest_of.values() for i in ids[:INDEX_PAPERS]})
+    shown = {feed.slug: [rowid for rowid, _ in feed.newest[:INDEX_PAPERS]] for feed in feeds}
+    papers = store.paper_map({rowid for ids in shown.values() for rowid in ids})
     sections = [
-        (spec, queries[spec.slug], [papers[i] for i in newest_of[spec.slug][:INDEX_PAPERS]])
-        for spec in specs
+        (feed.spec, queries[feed.slug], [papers[rowid] for rowid in shown[feed.slug]])
+        for feed in feeds
     ]
     return render_index(
         sections, title=title, opml_url=f"{config.base_url}/index.opml", generated=None
     )
-
-
-def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, default=str).encode()).hexdigest()[:24]

@@ -7,7 +7,6 @@ re-matching reads; ``zotero`` the sync's bookkeeping tables.
 
 from feedsync.store.core import (
     Clock,
-    FetchState,
     MatchUpdate,
     RunRecord,
     Store,
@@ -20,7 +19,6 @@ from feedsync.store.zotero import ZoteroCollectionState, ZoteroItemState
 __all__ = [
     "MIGRATIONS",
     "Clock",
-    "FetchState",
     "MatchUpdate",
     "RunRecord",
     "Store",

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from feedsync.errors import StorageError
-from feedsync.models import Fragment, Paper, StoredPaper, UpsertCounts
+from feedsync.models import FetchState, Fragment, Paper, StoredPaper, UpsertCounts
 from feedsync.store.rows import (
     COLUMNS,
     DISPLAYED,
@@ -54,18 +54,6 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class FetchState:
-    """What we remember of the last successful fetch of one URL (for conditional GET)."""
-
-    url: str
-    day: date | None
-    etag: str | None
-    last_modified: str | None
-    fetched_at: datetime
-    paper_count: int
 
 
 @dataclass(frozen=True, slots=True)
