@@ -146,7 +146,7 @@ def test_a_refused_store_closes_its_connection(tmp_path: Path) -> None:
     left = [o for o in gc.get_objects() if isinstance(o, Connection) and o.store_path == path]
     assert left, refused
     for connection in left:
-        with pytest.raises(StorageError, match="closed database"):
+        with pytest.raises(sqlite3.ProgrammingError, match="closed database"):
             connection.execute("SELECT 1")
 
 
@@ -458,3 +458,41 @@ def test_cached_entries_of_another_renderer_version_are_dropped(store: Store) ->
     assert store.fragments({paper.rowid: paper.rev + 1}, "1") == {}  # another revision
     assert store.fragments({paper.rowid: paper.rev}, "2") == {}  # another renderer
     assert store.fragments({paper.rowid: paper.rev}, "1") == {}  # and it is gone
+
+
+# -- what is wrapped: the file's faults, not our own SQL ----------------------------------------
+
+
+def test_a_programming_error_is_a_bug_with_its_traceback(tmp_path: Path) -> None:
+    """A typo or a wrong binding in feedsync's SQL must not read as "cannot use the store"
+    (exit 3, 'your database is unusable'): it surfaces as the bug it is."""
+    with Store(tmp_path / "s.sqlite3") as store:
+        db = store._db  # the connection every statement goes through
+        with pytest.raises(sqlite3.OperationalError, match="syntax error"):
+            db.execute("SELCT 1")
+        with pytest.raises(sqlite3.OperationalError, match="no such column"):
+            db.execute("SELECT no_such_column FROM papers")
+        with pytest.raises(sqlite3.ProgrammingError):
+            db.execute("SELECT ?", (1, 2))
+        with pytest.raises(sqlite3.IntegrityError), store._transaction():
+            db.execute("INSERT INTO papers (id, key) VALUES (1, 'a'), (1, 'b')")
+
+
+def test_the_files_faults_are_still_storage_errors(tmp_path: Path) -> None:
+    path = tmp_path / "s.sqlite3"
+    with Store(path) as store:
+        store.upsert([api_paper()])
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("PRAGMA busy_timeout = 0")
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with Store(path) as store:
+            store._db.execute("PRAGMA busy_timeout = 0")
+            with pytest.raises(StorageError, match="database is locked"):
+                store.upsert([api_paper(title="Another Title For The Lock Test")])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StorageError, match=r"cannot open the store .*not a database"):
+        Store(path)

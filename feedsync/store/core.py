@@ -126,7 +126,11 @@ class Store(SegmentTables, ZoteroTables):
             cause = e.__cause__
             reason = describe(cause) if isinstance(cause, sqlite3.Error) else str(cause or e)
             raise StorageError(f"cannot open the store {self.path}: {reason}") from e
+        except (sqlite3.ProgrammingError, sqlite3.InterfaceError):
+            raise  # our own SQL: a bug
         except sqlite3.Error as e:
+            # Anything else while opening and migrating is about the file: one made by
+            # another program (its tables clash with ours), damaged, or locked.
             raise StorageError(f"cannot open the store {self.path}: {describe(e)}") from e
 
     # -- lifecycle ---------------------------------------------------------------------------

@@ -1,4 +1,11 @@
-"""SQLite plumbing: a connection that words its errors, and write transactions."""
+"""SQLite plumbing: a connection that words its errors, and write transactions.
+
+Only errors that come from the file or the disk (locked, read-only, damaged, not a
+database, full, I/O, a table missing that its schema version promises) are wrapped as
+``StorageError``, a message and exit code 3. An error in feedsync's own SQL (a typo, a
+wrong column, a broken constraint, a wrong number of bindings, a closed connection) is a
+bug, and is let through as one, with its traceback.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,23 @@ from feedsync.errors import StorageError
 _WRITE_FAILURES = frozenset(
     {"SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC", "SQLITE_IOERR_TRUNCATE", "SQLITE_IOERR_SHMSIZE"}
 )
+
+
+# Primary result codes (the low byte of an extended one) that say the file or the disk is
+# at fault, not the statement: PERM, BUSY, LOCKED, NOMEM, READONLY, INTERRUPT, IOERR,
+# CORRUPT, FULL, CANTOPEN, PROTOCOL, SCHEMA, NOTADB.
+_FROM_THE_FILE = frozenset({3, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 17, 26})
+
+
+def from_the_file(error: sqlite3.Error) -> bool:
+    """Whether ``error`` comes from the database file or the disk rather than our SQL."""
+    if isinstance(error, sqlite3.ProgrammingError | sqlite3.InterfaceError):
+        return False
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:  # raised by the sqlite3 module itself, not by SQLite
+        return isinstance(error, sqlite3.OperationalError)
+    # A table its schema version promises is missing: the file was tampered with.
+    return code & 0xFF in _FROM_THE_FILE or str(error).startswith("no such table")
 
 
 def describe(error: sqlite3.Error) -> str:
@@ -36,12 +60,16 @@ class Connection(sqlite3.Connection):
         try:
             return super().execute(sql, parameters)
         except sqlite3.Error as e:
+            if not from_the_file(e):
+                raise
             raise StorageError(f"cannot use the store {self.store_path}: {describe(e)}") from e
 
     def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
         try:
             return super().executemany(sql, parameters)
         except sqlite3.Error as e:
+            if not from_the_file(e):
+                raise
             raise StorageError(f"cannot use the store {self.store_path}: {describe(e)}") from e
 
 
@@ -69,7 +97,7 @@ class Transaction:
                 raise StorageError(f"cannot write to the store {self._path}: {describe(e)}") from e
             return
         self._rollback()
-        if isinstance(exc, sqlite3.Error):
+        if isinstance(exc, sqlite3.Error) and from_the_file(exc):
             raise StorageError(f"cannot write to the store {self._path}: {describe(exc)}") from exc
 
     def _rollback(self) -> None:
