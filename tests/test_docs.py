@@ -4,7 +4,6 @@ config shows every key: a user never has to read the code to find a setting."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import click
 import pytest
