@@ -6,6 +6,7 @@ import sqlite3
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -366,9 +367,10 @@ def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path)
     db.execute("INSERT INTO topics (slug, signature, seq) VALUES ('t', 'sig', 0)")
     db.executemany("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", [(1,), (3,), (5,)])
     db.execute("DROP TABLE word_segments")  # and without migration 6's table
+    db.execute("DROP TABLE papers_fts")  # nor 7's
     db.execute("PRAGMA user_version = 4")
     db.close()
-    assert len(store_module.MIGRATIONS) == 6
+    assert len(store_module.MIGRATIONS) >= 6
     with Store(path) as s:
         assert [i for i, _ in s.newest_ids("t", 10)] == [5, 3, 1]
         assert s.word_segments() == {}
@@ -496,3 +498,69 @@ def test_the_files_faults_are_still_storage_errors(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError, match=r"cannot open the store .*not a database"):
         Store(path)
+
+
+# -- the full-text table follows every upsert ---------------------------------------------------
+
+_texts = st.text(alphabet="abc ÉéßﬁＧ-İ", max_size=12)
+_upserts = st.lists(
+    st.tuples(
+        st.sampled_from(["2603.00001", "2603.00002", "2603.00003"]),
+        _texts,
+        _texts,
+        st.lists(_texts, max_size=3),
+        st.one_of(st.none(), _texts),
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@given(_upserts)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_full_text_table_is_what_a_rebuild_gives(upserts: list[Any]) -> None:
+    """New papers, changed titles, abstracts, authors and organizations: after any series
+    of upserts, the table holds exactly the words a table built afresh from the papers
+    would (a 'delete' with values other than those inserted would leave stale words)."""
+    from feedsync.store import search
+
+    with Store(Path(":memory:")) as store:
+        for arxiv_id, title, abstract, authors, org in upserts:
+            store.upsert(
+                [
+                    api_paper(
+                        arxiv_id,
+                        title=title.strip() or "Untitled Lattices",
+                        abstract=abstract,
+                        authors=tuple(authors),
+                        organization=org,
+                    )
+                ]
+            )
+        db = store._db
+        kept = search.instances(db)
+        db.execute(search.EMPTY)
+        db.execute(search.FILL)
+        assert kept == search.instances(db)
+
+
+def test_a_store_without_its_full_text_table_gets_one(tmp_path: Path) -> None:
+    """Opening fills the table, from a store of the last schema without one (and again when
+    Python's Unicode version is not the one it was filled with)."""
+    from feedsync.store import search
+
+    path = tmp_path / "s.sqlite3"
+    with Store(path) as store:
+        store.upsert([api_paper(title="Lattice Sketches"), api_paper("2603.09999", title="Robots")])
+        before = search.instances(store._db)
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("DROP TABLE papers_fts")
+    db.execute("DELETE FROM meta WHERE name = 'fts-unicode'")
+    db.execute("PRAGMA user_version = 6")
+    db.close()
+    with Store(path) as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert search.instances(store._db) == before and before
+        store.set_value("fts-unicode", "1.0.0")  # as if filled by another Python
+    with Store(path) as store:
+        assert search.instances(store._db) == before

@@ -15,7 +15,8 @@ Upsert rules, in order:
 4. Nothing is ever deleted by an upsert: a day that shrank since the last fetch loses nothing.
 
 Every write bumps a store-wide sequence number and stamps the rows it touched, so later
-stages can ask "what changed since seq N" instead of rescanning everything.
+stages can ask "what changed since seq N" instead of rescanning everything. The full-text
+table queries run on follows every upsert (store/search.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,6 +33,7 @@ from typing import Any
 
 from feedsync.errors import StorageError
 from feedsync.models import FetchState, Fragment, Paper, StoredPaper, UpsertCounts
+from feedsync.store import search
 from feedsync.store.rows import (
     COLUMNS,
     DISPLAYED,
@@ -100,6 +103,7 @@ class Store(SegmentTables, ZoteroTables):
                 self.path, isolation_level=None, check_same_thread=False, factory=Connection
             )
             self._db.store_path = self.path
+            search.register(self._db)
         except sqlite3.Error as e:
             raise StorageError(f"cannot open the store {self.path}: {describe(e)}") from e
         except OSError as e:
@@ -119,7 +123,9 @@ class Store(SegmentTables, ZoteroTables):
             self._use_wal()
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
+            self._check_fts5()
             self._migrate()
+            self._sync_search()
         except StorageError as e:
             if e.message.startswith("the store"):  # a schema newer than this feedsync
                 raise
@@ -157,6 +163,34 @@ class Store(SegmentTables, ZoteroTables):
                 if "locked" not in str(e) or time.monotonic() > deadline:
                     raise
                 time.sleep(0.01)
+
+    def _check_fts5(self) -> None:
+        try:
+            sqlite3.Connection.execute(
+                self._db, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts5_probe USING fts5(a)"
+            )
+        except sqlite3.OperationalError:
+            raise StorageError(
+                f"this Python's SQLite ({sqlite3.sqlite_version}) has no FTS5, the full-text "
+                "search feedsync matches topics with: use a Python built with it (python.org "
+                "and distribution builds are)"
+            ) from None
+
+    def _sync_search(self) -> None:
+        """Fill the full-text table when it is new, or was normalized by another Unicode."""
+        if self.get_value(search.UNICODE_KEY) == unicodedata.unidata_version:
+            return
+        with self._transaction():
+            if self.get_value(search.UNICODE_KEY) == unicodedata.unidata_version:
+                return  # another process filled it meanwhile
+            self._db.execute(
+                f"INSERT INTO {search.FTS_TABLE} ({search.FTS_TABLE}) VALUES ('delete-all')"
+            )
+            self._db.execute(search.FILL)
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                (search.UNICODE_KEY, unicodedata.unidata_version),
+            )
 
     def _migrate(self) -> None:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
@@ -236,11 +270,12 @@ class Store(SegmentTables, ZoteroTables):
         row = self._find(paper)
         incoming = to_row(paper)
         if row is None:
-            self._db.execute(
+            inserted = self._db.execute(
                 f"INSERT INTO papers ({COLUMNS}, first_seen, last_seen, changed, rev, seq)"
                 " VALUES (" + ", ".join("?" * 16) + ", ?, ?, ?, 1, ?)",
                 (*incoming.values(), now, now, now, seq),
             )
+            self._db.execute(search.INSERT, (inserted.lastrowid,))
             return UpsertCounts(new=1)
         merged = merge(dict(row), incoming, authoritative=paper.arxiv_id is not None)
         changed = {k: v for k, v in merged.items() if row[k] != v}
@@ -253,7 +288,12 @@ class Store(SegmentTables, ZoteroTables):
         if revised:
             assignments += ", rev = rev + 1, changed = ?"
         values = [*sets.values()] + ([now] if revised else [])
+        searchable = not search.SEARCHABLE.isdisjoint(changed)
+        if searchable:  # out with the old text, as it was inserted (search.py rule 3)
+            self._db.execute(search.DELETE, (row["id"],))
         self._db.execute(f"UPDATE papers SET {assignments} WHERE id = ?", (*values, row["id"]))
+        if searchable:
+            self._db.execute(search.INSERT, (row["id"],))
         if "featured" in changed or "published" in changed:  # the matches' copy of the sort key
             # One primary-key probe per topic: cheaper, for these rare changes, than an
             # index on paper_id that every one of the (many) match inserts would update.

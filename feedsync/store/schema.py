@@ -4,7 +4,7 @@ from __future__ import annotations
 
 # Numbered migrations: append, never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
-    # 1: papers, their full-text index, fetch state
+    # 1: papers, fetch state, topics and their matches, published files, runs
     """
     CREATE TABLE papers (
         id INTEGER PRIMARY KEY,
@@ -129,6 +129,12 @@ MIGRATIONS: tuple[str, ...] = (
         seq INTEGER NOT NULL,
         data BLOB NOT NULL
     );
+    """,
+    # 7: the full-text table topic queries run on (store/search.py). It is filled when the
+    # store is opened, by the same functions the upserts use.
+    """
+    CREATE VIRTUAL TABLE papers_fts USING fts5(title, abstract, keyword, author, org,
+        content='', tokenize='unicode61 remove_diacritics 0', prefix='2 3 4');
     """,
 )
 
