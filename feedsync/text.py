@@ -13,6 +13,13 @@ import unicodedata
 # paid by every command at start-up).
 _NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NOT_ALNUM = re.compile(r"[\W_]+")
+
+# Joins the values of a multi-valued field (authors, keywords) where they are searched as
+# one text (the full-text table), without letting a phrase run from one value into the
+# next. It is the first private-use character: never in real text, and the query language
+# treats it as a gap although other private-use characters (category Co) are word
+# characters, so no query can contain it.
+SEPARATOR = "\ue000"
 ARXIV_ID = re.compile(r"^(\d{4}\.\d{4,5}|[a-z][a-z.-]*/\d{7})$", re.IGNORECASE)
 
 

@@ -9,16 +9,12 @@ import unicodedata
 from dataclasses import dataclass
 
 from feedsync.models import Paper
+from feedsync.text import SEPARATOR as SEPARATOR  # a gap between two values: see text.py
 
 FIELDS = ("title", "abstract", "keyword", "author", "org")
 DEFAULT_FIELDS = ("title", "abstract", "keyword")
 UPVOTE_OPS = (">=", "<=", ">", "<", "=")  # as Index.upvotes() gets them
 
-# Joins the values of a multi-valued field (authors, keywords) into one string, as an FTS
-# index wants them, without letting a phrase run from one value into the next. It is the
-# first private-use character: never in real text, and tokenize() treats it as a gap
-# although other private-use characters (category Co) are word characters.
-SEPARATOR = "\ue000"
 
 
 # ---------------------------------------------------------------------------- tokenizing

@@ -26,7 +26,7 @@ import json
 import sqlite3
 import unicodedata
 
-from feedsync.query.words import SEPARATOR
+from feedsync.text import SEPARATOR
 
 FTS_TABLE = "papers_fts"
 # Searchable papers columns, in the order of the FTS table's columns, and whether each
