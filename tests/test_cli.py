@@ -102,6 +102,7 @@ def test_an_idle_run_loads_none_of_the_heavy_modules(tmp_path: Path) -> None:
     heavy = [
         "feedgen", "lxml", "pyzotero", "apscheduler", "uvicorn", "starlette", "pydantic",
         "multiprocessing", "concurrent.futures.process", "feedsync.query", "feedsync.parsers",
+        "re2",
     ]  # fmt: skip
     code = (
         "import atexit, sys\n"
@@ -116,6 +117,35 @@ def test_an_idle_run_loads_none_of_the_heavy_modules(tmp_path: Path) -> None:
         assert out.returncode == 0, out.stderr
         loaded = out.stdout.strip().splitlines()[-1]
     assert "0 written" in out.stdout and loaded == "[]", out.stdout
+
+
+def test_check_config_refuses_a_regex_re2_cannot_run_and_says_what_to_write(
+    tmp_path: Path,
+) -> None:
+    """Exit 2, naming the topic, the column (RE2 tells no position: the regex's start), RE2's
+    reason and what to write instead; nothing else on stderr (RE2 would log the error
+    itself through absl), no traceback."""
+    import os
+
+    config = tmp_path / "feedsync.toml"
+    config.write_text(
+        "[topics.llm]\ntitle = \"LLMs\"\nquery = 'agents /(a|b)\\1/'\n", encoding="utf-8"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    out = subprocess.run(
+        [sys.executable, "-m", "feedsync", "check-config", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        f"feedsync: error: {config}: 1 problem(s) in the config",
+        "  topics.llm.query = 'agents /(a|b)\\\\1/': query syntax error: invalid regex: "
+        "invalid escape sequence: \\1; RE2 has no backreferences: spell out the texts the "
+        "group may repeat, as in (aa|bb) for (a|b)\\1 at column 8",
+    ]
 
 
 @pytest.mark.parametrize(("signal_name", "code", "said"), [

@@ -41,15 +41,18 @@ What matches, rule by rule:
    end of one name and the start of the next. Punctuation inside quotes is ignored.
 3. ``word*`` matches the words that start with ``word``: one word of two letters or more,
    outside quotes.
-4. ``/regex/`` is a Python regular expression searched, ignoring case, in each raw value
-   (the text as written, not its words).
+4. ``/regex/`` is an RE2 regular expression searched, ignoring case, in each raw value
+   (the text as written, not its words), in time linear in its length. RE2's syntax is
+   Python's without lookaround, backreferences, possessive repeats or atomic groups, and
+   its ``\w``, ``\d``, ``\s``, ``\b`` are ASCII only (see :mod:`feedsync.query.regexes`).
 5. ``upvotes:>=N`` (also ``>``, ``<``, ``<=``, and ``upvotes:N`` for exactly N) compares
    the upvote count; a paper without one has 0.
 
 A query that breaks the grammar raises :class:`~feedsync.errors.QueryError` with the 1-based
 column of the culprit: unbalanced parentheses, an unterminated quote or regex, an operator
 with nothing on one side, an empty query, group or phrase, an unknown field, a bad upvotes
-value, an invalid regex, a misplaced or too short wildcard, nesting over 100 levels deep.
+value, a regex RE2 cannot compile (at the regex's column: RE2 tells no position), a
+misplaced or too short wildcard, nesting over 100 levels deep.
 """
 
 from __future__ import annotations

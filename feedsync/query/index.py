@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import re
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Protocol
 
-from feedsync.query.regexes import fold, literal_words, regex_tester, required_literals
+from feedsync.query.regexes import Pattern, fold, literal_words, required_literals
 from feedsync.query.words import FIELDS, SEPARATOR, Document, Values
 
 # ---------------------------------------------------------------------------- the index
@@ -33,7 +32,7 @@ class Index(Protocol):
 
     def phrase(self, field: str, tokens: Sequence[str]) -> set[int]: ...
 
-    def regex(self, field: str, pattern: re.Pattern[str]) -> set[int]: ...
+    def regex(self, field: str, pattern: Pattern) -> set[int]: ...
 
     def upvotes(self, op: str, n: int) -> set[int]: ...
 
@@ -74,7 +73,7 @@ class MemoryIndex(Index):
         self._vocab: dict[str, list[str] | None] = dict.fromkeys(FIELDS)
         self._joined: dict[str, str | None] = dict.fromkeys(FIELDS)  # the vocab, for substrings
         self._memo = Answers()  # cleared on every change
-        self._regexes: dict[tuple[str, re.Pattern[str]], set[int]] = {}  # kept up to date
+        self._regexes: dict[tuple[str, Pattern], set[int]] = {}  # kept up to date
         # Case-folded raw text by (field, whether only documents with non-ASCII text),
         # built by the first regex scan that needs it.
         self._folded: dict[tuple[str, bool], dict[int, str]] = {}
@@ -110,7 +109,7 @@ class MemoryIndex(Index):
             if not (odd_only and _is_ascii(raw)):
                 folded[doc_id] = fold("\n".join(raw))
         for (field, pattern), ids in self._regexes.items():
-            if any(map(pattern.search, doc.raw(field))):
+            if any(map(pattern.found, doc.raw(field))):
                 ids.add(doc_id)
 
     def discard(self, doc_id: int) -> None:
@@ -175,7 +174,7 @@ class MemoryIndex(Index):
 
         return self._memo.get(("phrase", field, phrase), compute)
 
-    def regex(self, field: str, pattern: re.Pattern[str]) -> set[int]:
+    def regex(self, field: str, pattern: Pattern) -> set[int]:
         key = (field, pattern)
         if key not in self._regexes:
             self._regexes[key] = self._scan(field, pattern)
@@ -198,18 +197,18 @@ class MemoryIndex(Index):
                 break
             yield vocab[i]
 
-    def _scan(self, field: str, pattern: re.Pattern[str]) -> set[int]:
-        test, docs = regex_tester(pattern), self._docs
-        branches = required_literals(pattern)
+    def _scan(self, field: str, pattern: Pattern) -> set[int]:
+        found, docs = pattern.found, self._docs
+        branches = required_literals(pattern.source)
         if not branches:
-            return {i for i, doc in docs.items() if test(doc.raw(field))}
+            return {i for i, doc in docs.items() if any(map(found, doc.raw(field)))}
         candidates = set().union(*(self._may_contain(field, branch) for branch in branches))
-        return {i for i in candidates if test(docs[i].raw(field))}
+        return {i for i in candidates if any(map(found, docs[i].raw(field)))}
 
     def _may_contain(self, field: str, literals: tuple[str, ...]) -> set[int]:
         """A superset, usually small, of the documents whose ``field`` holds every one of
-        ``literals`` (ignoring case), found without the regex engine, which has no fast
-        path for ignoring case."""
+        ``literals`` (ignoring case), found without the regex engine: the regex then runs on
+        these alone, not on every document."""
         words = literal_words(literals)
         if not words:
             return self._folded_with(field, literals, odd_only=False)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from feedsync.errors import QueryError
+from feedsync.query.regexes import RegexRefused, compile_regex
 from feedsync.query.tree import Node, Not, Phrase, Prefix, Regex, Term, Upvotes, _and, _or
 from feedsync.query.words import FIELDS, UPVOTE_OPS, _is_word_char, tokenize
 
@@ -159,24 +159,10 @@ class _Lexer:
         if not source:
             raise self.error("empty regex", start)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")  # "possible nested set" and friends
-                pattern = re.compile(source, re.IGNORECASE)
-        except (re.error, OverflowError, RecursionError) as e:
-            pos = getattr(e, "pos", None)
-            column = columns[pos] if pos is not None and pos < len(columns) else start
-            raise self.error(f"invalid regex: {getattr(e, 'msg', e)}", column) from None
-        except Warning as e:
-            raise self.error(f"ambiguous regex: {e}", start) from None
-        from feedsync.query.backtracking import exponential_repeat
-
-        if exponential_repeat(pattern):
-            raise self.error(
-                "regex may run for hours: a repeated group can divide the same text in many "
-                "ways; give each repetition something it must end with, as in (\\w+\\s)+ "
-                "rather than (\\w+\\s?)+",
-                start,
-            )
+            pattern = compile_regex(source)
+        except RegexRefused as e:
+            # RE2 says what is wrong but not where: the column is the regex's start.
+            raise self.error(str(e), start) from None
         end = columns[-1] + 1
         if end < len(self.text) and not _WORD_END.match(self.text, end):
             message = "a space must follow a regex (there are no flags: case is always ignored)"

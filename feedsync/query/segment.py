@@ -15,7 +15,6 @@ field values, taken from the documents at hand or read from the store by ``texts
 from __future__ import annotations
 
 import marshal
-import re
 from array import array
 from bisect import bisect_left
 from collections import defaultdict
@@ -33,7 +32,7 @@ from feedsync.query.index import (
     phrase_candidates,
     words_containing,
 )
-from feedsync.query.regexes import fold, literal_words, regex_tester, required_literals
+from feedsync.query.regexes import Pattern, fold, literal_words, required_literals
 from feedsync.query.words import FIELDS, tokenize
 
 # Bump whenever tokenize() or the layout below changes: older segments are then rebuilt.
@@ -244,15 +243,16 @@ class SegmentIndex(Index):
 
         return self._memo.get(("phrase", field, phrase), compute)
 
-    def regex(self, field: str, pattern: re.Pattern[str]) -> set[int]:
+    def regex(self, field: str, pattern: Pattern) -> set[int]:
         def compute() -> set[int]:
-            branches = required_literals(pattern)
+            branches = required_literals(pattern.source)
             if branches:
                 candidates = set().union(*(self._may_contain(field, b) for b in branches))
             else:
                 candidates = self.all_ids()
-            test = regex_tester(pattern)
-            return {i for i, raw in self._raw_values(field, candidates).items() if test(raw)}
+            found = pattern.found
+            values = self._raw_values(field, candidates)
+            return {i for i, raw in values.items() if any(map(found, raw))}
 
         return self._memo.get(("regex", field, pattern), compute)
 

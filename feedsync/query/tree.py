@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from feedsync.errors import QueryError
 from feedsync.query.index import _COMPARE, Index, _has_phrase
+from feedsync.query.regexes import Pattern
 from feedsync.query.words import DEFAULT_FIELDS, FIELDS, Document, tokenize
 
 # ---------------------------------------------------------------------------- the tree
@@ -153,24 +154,24 @@ class Prefix(Leaf):
 
 @dataclass(frozen=True, slots=True)
 class Regex(Leaf):
-    """A case-insensitive regular expression searched in each raw field value."""
+    """A case-insensitive RE2 regular expression searched in each raw field value."""
 
     field: str | None
-    pattern: re.Pattern[str]
+    pattern: Pattern
 
     def matches(self, doc: Document) -> bool:
-        search = self.pattern.search
-        return any(search(text) for field in self.fields for text in doc.raw(field))
+        found = self.pattern.found
+        return any(found(text) for field in self.fields for text in doc.raw(field))
 
     def _hits(self, doc: Document) -> list[str]:
-        found = (self.pattern.search(t) for f in self.fields for t in doc.raw(f))
-        return [m.group() for m in found if m]
+        first = self.pattern.first
+        return [hit for f in self.fields for t in doc.raw(f) if (hit := first(t)) is not None]
 
     def _select(self, index: Index, field: str) -> set[int]:
         return index.regex(field, self.pattern)
 
     def _form(self) -> str:
-        escaped = self.pattern.pattern.replace("/", "\\/")
+        escaped = self.pattern.source.replace("/", "\\/")
         return f"/{escaped}/"
 
 
