@@ -737,7 +737,9 @@ _LEAF = st.one_of(
         lambda t: f"{t[0]}{t[1]}*"
     ),
     st.tuples(
-        _FIELD, st.sampled_from(["^al", "a\\b", "ta[, ]+g", "lph|mm", "\\bal\\b", "tai"])
+        _FIELD,
+        # "(al)?" matches the empty string: a missing value must still not be searched.
+        st.sampled_from(["^al", "a\\b", "ta[, ]+g", "lph|mm", "\\bal\\b", "tai", "(al)?"]),
     ).map(lambda t: f"{t[0]}/{t[1]}/"),
     st.tuples(st.sampled_from(["", ">", ">=", "<", "<="]), st.integers(0, 4)).map(
         lambda t: f"upvotes:{t[0]}{t[1]}"

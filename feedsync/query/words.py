@@ -16,7 +16,6 @@ DEFAULT_FIELDS = ("title", "abstract", "keyword")
 UPVOTE_OPS = (">=", "<=", ">", "<", "=")  # as Index.upvotes() gets them
 
 
-
 # ---------------------------------------------------------------------------- tokenizing
 
 # `[^\W_]` is exactly categories L* and N* (Python's \w is str.isalnum() plus "_"; a test

@@ -47,6 +47,7 @@ from feedsync.store.rows import (
     to_row,
 )
 from feedsync.store.schema import MIGRATIONS, statements
+from feedsync.store.search import SearchTables
 from feedsync.store.segments import SegmentTables
 from feedsync.store.sqlite import Connection, Transaction, describe
 from feedsync.store.zotero import ZoteroTables
@@ -90,7 +91,7 @@ class MatchUpdate:
     scope: frozenset[int] | set[int] | None = None
 
 
-class Store(SegmentTables, ZoteroTables):
+class Store(SearchTables, SegmentTables, ZoteroTables):
     """A connection to the store; use as a context manager, one per thread."""
 
     def __init__(self, path: Path | str, *, clock: Clock = utcnow) -> None:

@@ -22,11 +22,17 @@ Rules, in order:
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import unicodedata
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from feedsync.text import SEPARATOR
+
+if TYPE_CHECKING:
+    from feedsync.query.regexes import Pattern
 
 FTS_TABLE = "papers_fts"
 # Searchable papers columns, in the order of the FTS table's columns, and whether each
@@ -74,6 +80,7 @@ def register(db: sqlite3.Connection) -> None:
     """The functions the FTS table's values are computed with (rule 4)."""
     db.create_function("fts_text", 1, fts_text, deterministic=True)
     db.create_function("fts_list", 1, fts_list, deterministic=True)
+    db.create_function("feedsync_regex", 3, _regex, deterministic=True)
 
 
 def instances(db: sqlite3.Connection) -> list[tuple[str, int, str, int]]:
@@ -85,3 +92,43 @@ def instances(db: sqlite3.Connection) -> list[tuple[str, int, str, int]]:
     )
     rows = db.execute("SELECT term, doc, col, offset FROM temp.fts_instances")
     return sorted(tuple(row) for row in rows)
+
+
+def _regex(source: str, value: str | None, is_list: int) -> int:
+    """``feedsync_regex``: whether a topic regex matches a raw field value (for a list
+    column, any of its values). Empty values are not searched: ``/x*/`` matches no paper
+    by its missing organization."""
+    if not value:
+        return 0
+    pattern = _compiled(source)
+    if is_list:
+        return int(any(item and pattern.found(item) for item in json.loads(value)))
+    return int(pattern.found(value))
+
+
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> Pattern:
+    # Imported here: a run that matches no regex never loads RE2 or the query package.
+    from feedsync.query.regexes import compile_regex
+
+    return compile_regex(source)
+
+
+class SearchTables:
+    """Store methods that run compiled queries; mixed into ``Store``, whose connection
+    they use."""
+
+    _db: sqlite3.Connection
+
+    def select(self, where: str, params: Sequence[object], *, since_seq: int = 0) -> set[int]:
+        """The ids of the papers changed after ``since_seq`` (all of them by default) for
+        which ``where``, a condition over ``papers p`` (feedsync.query.sql), holds."""
+        sql = f"SELECT p.id FROM papers p WHERE ({where})"
+        if since_seq:
+            sql += " AND p.seq > ?"
+            params = (*params, since_seq)
+        return {row[0] for row in self._db.execute(sql, tuple(params))}
+
+    def changed_ids(self, since_seq: int) -> set[int]:
+        """The ids of the papers changed after ``since_seq``."""
+        return {r[0] for r in self._db.execute("SELECT id FROM papers WHERE seq > ?", (since_seq,))}

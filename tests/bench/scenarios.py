@@ -243,11 +243,13 @@ from feedsync.config import load_config
 from feedsync.store import Store
 from feedsync.match.topics import build_topics, match
 from feedsync.match.rematch import match_store
+from feedsync.match.select import select_all
+from feedsync.match.stage import ENGINE
 config = load_config(sys.argv[1], {})
 topics = build_topics(config)
 with Store(config.store_path) as store:
     t0 = time.perf_counter()
-    found = match_store(topics, store)
+    found = select_all(store, topics) if ENGINE == "fts" else match_store(topics, store)
     rematch = time.perf_counter() - t0
     figures = {"rematch": rematch, "papers": store.count(), "segments": len(store.word_segments()),
         "matches": sum(len(v) for v in found.values()),
