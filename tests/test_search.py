@@ -73,3 +73,25 @@ def test_a_regex_that_matches_nothing_still_needs_a_value() -> None:
         store.upsert([empty, full])
         found = select_all(store, topics)
     assert [sorted(found[t.slug]) for t in topics] == [[2], [], [], [1, 2]]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(papers(), min_size=1, max_size=5), _QUERIES)
+def test_preview_shows_the_terms_that_matched(corpus: list[Paper], text: str) -> None:
+    """The terms a preview lists for a paper, from the engine: listed only for a paper the
+    query matches, never a term under NOT, and each one holding for that paper."""
+    from feedsync.match.explain import explain
+    from tests.query_reference import matches as holds
+
+    query = compile_query(text)
+    with Store(Path(":memory:")) as store:
+        for n, paper in enumerate(corpus):
+            store.upsert([stored(paper, n)])
+        shown = {s.rowid: s.paper for s in store.papers()}
+        reasons = explain(store, query.node, shown)
+    leaves = {leaf.label: leaf for leaf in query.leaves()}
+    for rowid, paper in shown.items():
+        assert bool(reasons[rowid]) <= matches(query.node, paper)
+        for reason in reasons[rowid]:
+            leaf = leaves[reason.split("→")[0]]
+            assert holds(leaf, paper), (reason, paper)

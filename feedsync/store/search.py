@@ -26,7 +26,7 @@ import functools
 import json
 import sqlite3
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from feedsync.text import SEPARATOR
@@ -120,13 +120,24 @@ class SearchTables:
 
     _db: sqlite3.Connection
 
-    def select(self, where: str, params: Sequence[object], *, since_seq: int = 0) -> set[int]:
-        """The ids of the papers changed after ``since_seq`` (all of them by default) for
-        which ``where``, a condition over ``papers p`` (feedsync.query.sql), holds."""
+    def select(
+        self,
+        where: str,
+        params: Sequence[object],
+        *,
+        since_seq: int = 0,
+        among: Collection[int] | None = None,
+    ) -> set[int]:
+        """The ids of the papers for which ``where``, a condition over ``papers p``
+        (feedsync.query.sql), holds: of those changed after ``since_seq`` (all of them by
+        default), or of the ids ``among``."""
         sql = f"SELECT p.id FROM papers p WHERE ({where})"
         if since_seq:
             sql += " AND p.seq > ?"
             params = (*params, since_seq)
+        if among is not None:
+            sql += " AND p.id IN (SELECT value FROM json_each(?))"
+            params = (*params, json.dumps(sorted(among)))
         return {row[0] for row in self._db.execute(sql, tuple(params))}
 
     def changed_ids(self, since_seq: int) -> set[int]:
