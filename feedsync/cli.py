@@ -232,7 +232,12 @@ def import_(
 @cli.command()
 @_config_option
 @click.option("--offline", is_flag=True, help="Do not fetch; render and publish from the store.")
-@click.option("--refresh", is_flag=True, help="Refetch even what the server says is unchanged.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Refetch even what the server says is unchanged, and publish every file again "
+    "(a bucket: upload it again) whatever feedsync recorded.",
+)
 @click.pass_context
 def run(ctx: click.Context, config_path: Path | None, offline: bool, refresh: bool) -> None:
     """Run one pass: fetch the digest, store it, match topics, publish the feeds.
@@ -343,6 +348,10 @@ def daemon(
     from feedsync.daemon import run_daemon
 
     config = load(ctx, config_path)
+    if serve:
+        from feedsync.serve.app import served_folder
+
+        served_folder(config)  # a bucket cannot be served from here: say so before starting
     if logging.getLogger("feedsync").level > logging.INFO:
         logging.getLogger("feedsync").setLevel(logging.INFO)  # a daemon logs its runs
     run_daemon(config, serve=serve, host=host, port=port, interval=interval, max_runs=max_runs)
@@ -360,8 +369,10 @@ def serve(ctx: click.Context, config_path: Path | None, host: str | None, port: 
     gzip when asked for and a Cache-Control max-age that matches the schedule.
     """
     from feedsync.serve.app import serve as run_server
+    from feedsync.serve.app import served_folder
 
     config = load(ctx, config_path)
+    served_folder(config)
     run_server(config, host=host, port=port)
 
 
@@ -446,7 +457,11 @@ def _print_report(config: Config, report: RunReport) -> None:
             f"files: {len(published.written)} written, {len(published.unchanged)} unchanged, "
             f"{len(published.removed)} removed in {config.output_dir}"
         )
-        click.echo(f"open {config.output_dir / 'index.html'} or run `feedsync serve` to read them")
+        if isinstance(config.output_dir, Path):
+            index = config.output_dir / "index.html"
+            click.echo(f"open {index} or run `feedsync serve` to read them")
+        else:
+            click.echo(f"readers find them at {config.base_url}/index.html")
     for failure in report.failures:
         click.echo(f"feedsync: failed: {failure}", err=True)
 

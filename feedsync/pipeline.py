@@ -181,7 +181,9 @@ def run(
                 )
             topics = build_topics(config)
             results.matched = _stage("match", lambda: match_topics(store, topics))
-            results.published = _stage("publish", lambda: _publish(config, store, topics))
+            results.published = _stage(
+                "publish", lambda: _publish(config, store, topics, recheck=refresh)
+            )
             if config.zotero.enabled and any(t.zotero for t in topics):
                 _stage("zotero", lambda: _zotero(config, store, topics, results))
         except FeedsyncError as e:
@@ -229,11 +231,11 @@ def _readers() -> Readers:
     return Readers(digest=digest, file=file)
 
 
-def _publish(config: Config, store: Store, topics: Sequence[Topic]) -> Published:
+def _publish(config: Config, store: Store, topics: Sequence[Topic], recheck: bool) -> Published:
     # Imported here: an idle pass stops before rendering and never loads the renderers.
     from feedsync.publish.stage import render_and_publish
 
-    return render_and_publish(config, store, topics)
+    return render_and_publish(config, store, topics, recheck=recheck)
 
 
 def _zotero(config: Config, store: Store, topics: Sequence[Topic], results: _Results) -> None:

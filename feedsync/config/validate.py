@@ -37,6 +37,7 @@ from pydantic_settings.exceptions import SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from feedsync.config import cron
+from feedsync.config.buckets import is_url, parse_bucket_url, without_credentials
 from feedsync.config.names import ENV_PREFIX, REDACTED, RESERVED_SLUGS, SLUG
 from feedsync.errors import ConfigError
 
@@ -75,6 +76,14 @@ def _no_nul(value: Any) -> Any:
 
 PathSetting = Annotated[Path, AfterValidator(_no_nul)]
 GlobSetting = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _folder_or_bucket(value: str) -> str:
+    # A value written as a URL is a bucket, or an error: never a folder named "s3:".
+    return str(parse_bucket_url(value)) if is_url(value) else _no_nul(value)
+
+
+OutputSetting = Annotated[str, AfterValidator(_folder_or_bucket)]
 
 
 class _Section(BaseModel):
@@ -139,6 +148,36 @@ class FeedsConfig(_Section):
     max_items: int = Field(50, ge=1, le=1000)
     all_papers: bool = False
     title_prefix: str = "Daily Papers: "
+
+
+class PublishConfig(_Section):
+    """How to reach the bucket of an ``s3://`` output_dir or state URL (gs:// and az://
+    read their service's own variables)."""
+
+    endpoint: HttpUrl | None = None
+    region: str | None = Field(None, min_length=1, max_length=64)
+    access_key_id: str | None = Field(None, min_length=1, max_length=256)
+    secret_access_key: SecretStr | None = None
+    secret_access_key_file: PathSetting | None = None
+    timeout: float = Field(30.0, gt=0, le=600)
+    retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("secret_access_key")
+    @classmethod
+    def _secret_given(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty (leave it out to use AWS_SECRET_ACCESS_KEY)")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> PublishConfig:
+        secret = self.secret_access_key is not None or self.secret_access_key_file is not None
+        if (self.access_key_id is not None) != secret:
+            raise ValueError(
+                "give both `access_key_id` and `secret_access_key` (or its file), or neither "
+                "to use the AWS_* variables"
+            )
+        return self
 
 
 class TopicConfig(_Section):
@@ -213,12 +252,13 @@ class Config(BaseSettings):
     )
 
     data_dir: PathSetting = Path("data")
-    output_dir: PathSetting = Path("feeds")
+    output_dir: OutputSetting = "feeds"
     base_url: HttpUrl = "http://localhost:8080"
     source: SourceConfig = SourceConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
+    publish: PublishConfig = PublishConfig()
     topics: dict[Slug, TopicConfig] = Field(default_factory=dict)
     zotero: ZoteroConfig = ZoteroConfig()
 
@@ -272,10 +312,12 @@ def validate(data: dict[str, Any], environ: Mapping[str, str], source: Path) -> 
     plain["zotero"]["api_key"] = loaded.zotero.key()
     token = loaded.source.token
     plain["source"]["token"] = token.get_secret_value() if token else None
+    secret = loaded.publish.secret_access_key
+    plain["publish"]["secret_access_key"] = secret.get_secret_value() if secret else None
     return plain
 
 
-_SECRET_KEYS = frozenset({"api_key", "token"})
+_SECRET_KEYS = frozenset({"api_key", "token", "secret_access_key"})
 
 
 def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:
@@ -290,7 +332,7 @@ def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:
     elif isinstance(value, dict):
         shown = ""  # the whole table; the message says what is wrong with it
     else:
-        shown = repr(value)
+        shown = repr(without_credentials(value) if isinstance(value, str) else value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
     why = str(error.get("msg", "invalid")).removeprefix("Value error, ")
