@@ -6,12 +6,13 @@ Commands import what they need inside their bodies: ``feedsync --version`` and a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -218,7 +219,7 @@ def import_(
         _warn(str(file), digest.warnings)
         digests.append(digest)
     total = UpsertCounts()
-    with Store(config.store_path) as store:
+    with _stored(config, save=True), Store(config.store_path) as store:
         for digest in digests:
             total += store.upsert(digest.papers)
         stored = store.count()
@@ -314,7 +315,9 @@ def preview(
     if (topic is None) == (query_text is None):
         raise InputError("give a TOPIC or --query 'QUERY' (one of them)")
     config = load(ctx, config_path)
-    for line in run_preview(config, topic=topic, query=query_text, limit=limit):
+    with _stored(config, save=False):
+        lines = list(run_preview(config, topic=topic, query=query_text, limit=limit))
+    for line in lines:
         click.echo(line)
 
 
@@ -506,6 +509,7 @@ def zotero_sync(ctx: click.Context, config_path: Path | None, dry_run: bool) -> 
     With --dry-run, Zotero is only read and the store is left as it is.
     """
     from feedsync.match.topics import build_topics
+    from feedsync.pipeline import synced_state
     from feedsync.store import Store
     from feedsync.store.locks import run_lock
     from feedsync.zotero.status import opted_in
@@ -514,10 +518,10 @@ def zotero_sync(ctx: click.Context, config_path: Path | None, dry_run: bool) -> 
     config = load(ctx, config_path)
     topics = opted_in(config, build_topics(config))
     if dry_run:
-        with Store(config.store_path) as store:
+        with _stored(config, save=False), Store(config.store_path) as store:
             report = sync(config, store, topics, dry_run=True)
     else:
-        with run_lock(config.data_dir), Store(config.store_path) as store:
+        with run_lock(config.data_dir), synced_state(config), Store(config.store_path) as store:
             report = sync(config, store, topics)
     for line in report.plan:
         click.echo(line)
@@ -543,9 +547,24 @@ def zotero_status(ctx: click.Context, config_path: Path | None) -> None:
 
     config = load(ctx, config_path)
     topics = build_topics(config)
-    with Store(config.store_path) as store:
-        for line in status(config, store, topics).lines():
-            click.echo(line)
+    with _stored(config, save=False), Store(config.store_path) as store:
+        lines = status(config, store, topics).lines()
+    for line in lines:
+        click.echo(line)
+
+
+@contextlib.contextmanager
+def _stored(config: Config, *, save: bool) -> Iterator[None]:
+    """For a command that uses the store outside a pass: with ``[state] url``, the working
+    copy is fetched first (and saved after, if ``save``), under the run lock."""
+    if config.state.url is None:
+        yield
+        return
+    from feedsync.pipeline import synced_state
+    from feedsync.store.locks import run_lock
+
+    with run_lock(config.data_dir), synced_state(config, save=save):
+        yield
 
 
 class _Terminated(KeyboardInterrupt):

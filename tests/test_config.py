@@ -294,6 +294,26 @@ def test_credentials_in_a_bucket_url_are_refused_and_never_shown(write_config) -
     assert said.startswith("credentials do not belong in the URL")
 
 
+def test_the_state_url_names_one_object_outside_the_feeds(write_config) -> None:
+    from feedsync.config.buckets import BucketUrl
+
+    config = load_config(write_config(MINIMAL + '[state]\nurl = "s3://b-state/x/fs.sqlite3"\n'), {})
+    assert config.state.url == BucketUrl("s3", "b-state", "x/fs.sqlite3")
+    for url in ("s3://b-state", "s3://b-state/x/"):
+        ((key, _, why),) = problems(write_config(MINIMAL + f'[state]\nurl = "{url}"\n'))
+        assert key == "state.url"
+        assert why.startswith("must name an object")
+    inside = (
+        'output_dir = "s3://site/feeds"\n' + MINIMAL + '[state]\nurl = "s3://site/feeds/s.db"\n'
+    )
+    ((key, _, why),) = problems(write_config(inside))
+    assert "readers could download the store" in why
+    beside = 'output_dir = "s3://site/feeds"\n' + MINIMAL + '[state]\nurl = "s3://site/state.db"\n'
+    assert load_config(write_config(beside), {}).state.url is not None
+    top = 'output_dir = "s3://site"\n' + MINIMAL + '[state]\nurl = "s3://site/state.db"\n'
+    assert "readers could download the store" in problems(write_config(top))[0][2]
+
+
 def test_the_buckets_secret_key_is_redacted_cached_never_and_read_from_a_file(
     write_config, tmp_path: Path
 ) -> None:

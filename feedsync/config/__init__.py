@@ -45,7 +45,7 @@ KEY_ENV = "FEEDSYNC_ZOTERO__API_KEY"
 TOKEN_ENV = "FEEDSYNC_SOURCE__TOKEN"
 BUCKET_SECRET_ENV = "FEEDSYNC_PUBLISH__SECRET_ACCESS_KEY"
 HF_TOKEN_ENV = "HF_TOKEN"
-CACHE_FORMAT = 2  # 2: [publish], bucket URLs
+CACHE_FORMAT = 2  # 2: [publish], [state], bucket URLs
 
 
 class Secret:
@@ -130,6 +130,14 @@ class PublishConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StateConfig:
+    """Where a run with no disk keeps its store: one object, fetched at start, saved at the
+    end only if nobody saved it meanwhile."""
+
+    url: BucketUrl | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TopicConfig:
     title: str
     query: str | None = None
@@ -168,6 +176,7 @@ class Config:
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
     publish: PublishConfig = PublishConfig()
+    state: StateConfig = StateConfig()
     topics: Mapping[str, TopicConfig] = field(default_factory=dict)
     zotero: ZoteroConfig = ZoteroConfig()
     config_path: Path | None = None  # where it came from; not a setting
@@ -342,6 +351,7 @@ def _build(plain: dict[str, Any], base: Path) -> Config:
     if publish.get("secret_access_key_file"):
         publish["secret_access_key_file"] = resolve(publish["secret_access_key_file"])
     output = plain["output_dir"]
+    state = plain["state"]["url"]
     topics = {
         slug: TopicConfig(
             **{**t, "authors": tuple(t["authors"]), "organizations": tuple(t["organizations"])}
@@ -357,6 +367,7 @@ def _build(plain: dict[str, Any], base: Path) -> Config:
         server=ServerConfig(**plain["server"]),
         feeds=FeedsConfig(**plain["feeds"]),
         publish=PublishConfig(**publish),
+        state=StateConfig(parse_bucket_url(state, object_key=True) if state else None),
         topics=topics,
         zotero=ZoteroConfig(**zotero),
     )

@@ -83,7 +83,12 @@ def _folder_or_bucket(value: str) -> str:
     return str(parse_bucket_url(value)) if is_url(value) else _no_nul(value)
 
 
+def _state_object(value: str) -> str:
+    return str(parse_bucket_url(value, object_key=True))
+
+
 OutputSetting = Annotated[str, AfterValidator(_folder_or_bucket)]
+StateUrl = Annotated[str, AfterValidator(_state_object)]
 
 
 class _Section(BaseModel):
@@ -180,6 +185,10 @@ class PublishConfig(_Section):
         return self
 
 
+class StateConfig(_Section):
+    url: StateUrl | None = None
+
+
 class TopicConfig(_Section):
     """One per-topic feed. At least one of `query`, `authors`, `organizations` is needed."""
 
@@ -259,8 +268,24 @@ class Config(BaseSettings):
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
     publish: PublishConfig = PublishConfig()
+    state: StateConfig = StateConfig()
     topics: dict[Slug, TopicConfig] = Field(default_factory=dict)
     zotero: ZoteroConfig = ZoteroConfig()
+
+    @model_validator(mode="after")
+    def _state_is_not_published(self) -> Config:
+        # The store holds the Zotero library's bookkeeping and every fetch: it must never
+        # be served beside the feeds.
+        if self.state.url is None or not is_url(self.output_dir):
+            return self
+        site, state = parse_bucket_url(self.output_dir), parse_bucket_url(self.state.url)
+        inside = not site.key or state.key.startswith(site.key + "/")
+        if (site.scheme, site.bucket) == (state.scheme, state.bucket) and inside:
+            raise ValueError(
+                f"[state] url {self.state.url} is inside output_dir {self.output_dir}, so "
+                "readers could download the store: put it in another bucket or prefix"
+            )
+        return self
 
 
 class _Env(EnvSettingsSource):

@@ -18,7 +18,7 @@ each written file's stamp.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -70,6 +70,34 @@ class Folder:
     ) -> tuple[PublishReport, dict[str, str | None]]:
         report = publish(self.path, files, owned=owned)
         return report, {name: _stamp(self.path / name) for name in files}
+
+
+class Guarded:
+    """A target that runs ``before()`` ahead of its writes, e.g. the state's check that no
+    other job saved meanwhile (state.py), which raises to stop the publish."""
+
+    def __init__(self, inner: Target, before: Callable[[], None]) -> None:
+        self.inner = inner
+        self.before = before
+        self.where = inner.where
+        self.identity = inner.identity
+
+    def owns(self, recorded: str | None) -> bool:
+        return self.inner.owns(recorded)
+
+    def intact(self, name: str, record: Record) -> bool:
+        return self.inner.intact(name, record)
+
+    def publish(
+        self,
+        files: Mapping[str, bytes],
+        *,
+        previous: Mapping[str, Record],
+        intact: Iterable[str],
+        owned: Iterable[str],
+    ) -> tuple[PublishReport, dict[str, str | None]]:
+        self.before()
+        return self.inner.publish(files, previous=previous, intact=intact, owned=owned)
 
 
 def _stamp(path: Path) -> str | None:

@@ -183,6 +183,11 @@ class Store(SegmentTables, ZoteroTables):
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
 
+    def snapshot(self, into: Path) -> None:
+        """A consistent copy of the whole store as one compact file (no WAL beside it),
+        taken while it may be in use; ``into`` must not exist yet."""
+        self._db.execute("VACUUM INTO ?", (str(into),))
+
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
 
