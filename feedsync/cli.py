@@ -465,6 +465,10 @@ def _print_report(config: Config, report: RunReport) -> None:
             click.echo(f"open {index} or run `feedsync serve` to read them")
         else:
             click.echo(f"readers find them at {config.base_url}/index.html")
+    if report.websub is not None and report.websub.failure is None:
+        click.echo(report.websub.line())
+    for warning in report.warnings:
+        click.echo(f"feedsync: warning: {warning}", err=True)
     for failure in report.failures:
         click.echo(f"feedsync: failed: {failure}", err=True)
 

@@ -7,6 +7,8 @@ The orchestrator does the I/O and returns a ``RunReport``; it never prints. Stag
   unless its selection changed, in which case it re-matches everything.
 - A feed is rendered only when its newest papers or its settings changed, and a file is
   rewritten only when its bytes changed, so an idle pass touches nothing.
+- After a publish that wrote feeds, the WebSub hub (``[feeds] websub_hub``) is told which;
+  a hub that fails adds a warning line, never a failure.
 - Zotero comes last and can only add a failure line; the feeds are already safe.
 - With ``[state] url`` the pass works on a working copy of the store checked out of its
   bucket and checked back in after (publish/state.py): saved when the pass ended with a
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from feedsync.publish.files import PublishReport
     from feedsync.publish.stage import Published
     from feedsync.publish.state import Checkout
+    from feedsync.publish.websub import WebSubReport
     from feedsync.zotero.sync import SyncReport
 
 log = logging.getLogger(__name__)
@@ -66,10 +69,17 @@ class RunReport:
     published: PublishReport | None = None
     zotero: SyncReport | None = None
     failures: tuple[str, ...] = ()
+    websub: WebSubReport | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What went wrong without failing the run: a WebSub hub that was not told."""
+        websub = self.websub
+        return (websub.line(),) if websub is not None and websub.failure is not None else ()
 
     @property
     def exit_code(self) -> int:
@@ -105,6 +115,9 @@ class RunReport:
                 "removed": list(self.published.removed),
             },
             "zotero": None if self.zotero is None else self.zotero.counts(),
+            "websub": None
+            if self.websub is None
+            else {"announced": len(self.websub.announced), "failure": self.websub.failure},
             "failures": list(self.failures),
         }
 
@@ -117,6 +130,7 @@ class _Results:
     source: SourceReport | None = None
     matched: Mapping[str, TopicMatches] | None = None
     published: Published | None = None
+    websub: WebSubReport | None = None
     zotero: SyncReport | None = None
     zotero_error: str | None = None
 
@@ -141,6 +155,7 @@ class _Results:
             published=self.published.files if self.published else None,
             zotero=self.zotero,
             failures=tuple(failures),
+            websub=self.websub,
         )
 
 
@@ -195,6 +210,11 @@ def run(
             results.published = _stage(
                 "publish", lambda: _publish(config, store, topics, state, recheck=refresh)
             )
+            hub = config.feeds.websub_hub
+            if hub and (feeds := _changed_feeds(config, results.published)):
+                from feedsync.publish.websub import announce
+
+                results.websub = _stage("websub", lambda: announce(hub, feeds))
             if config.zotero.enabled and any(t.zotero for t in topics):
                 if state is not None:
                     state.check()
@@ -284,6 +304,12 @@ def _publish(
     if state is not None:
         target = Guarded(target, state.check)
     return render_and_publish(config, store, topics, target, recheck=recheck)
+
+
+def _changed_feeds(config: Config, published: Published) -> list[str]:
+    from feedsync.publish.websub import topics
+
+    return topics(config.base_url, published.files.written)
 
 
 def _zotero(config: Config, store: Store, topics: Sequence[Topic], results: _Results) -> None:

@@ -344,3 +344,15 @@ def test_the_buckets_keys_come_in_pairs(write_config) -> None:
     path = write_config(MINIMAL + '[publish]\nsecret_access_key = ["a"]\n')
     ((key, value, _),) = problems(path)
     assert (key, value) == ("publish.secret_access_key", REDACTED)
+
+
+def test_the_websub_hub_is_an_http_url_kept_as_given(write_config) -> None:
+    path = write_config('[feeds]\nwebsub_hub = "https://hub.example.org/hub/"\n' + MINIMAL)
+    assert load_config(path, {}).feeds.websub_hub == "https://hub.example.org/hub/"
+    for bad in ("hub.example.org", "ftp://hub.example.org/", "https://hub.example.org/#x"):
+        path = write_config(f'[feeds]\nwebsub_hub = "{bad}"\n' + MINIMAL)
+        ((key, _, why),) = problems(path)
+        assert (key, why) == (
+            "feeds.websub_hub",
+            "must be the hub's absolute http:// or https:// URL",
+        )

@@ -111,6 +111,7 @@ class FeedsConfig:
     max_items: int = 50
     all_papers: bool = False
     title_prefix: str = "Daily Papers: "
+    websub_hub: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

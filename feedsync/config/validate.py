@@ -52,6 +52,16 @@ def _http_url(value: str) -> str:
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 
 
+def _hub_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        raise ValueError("must be the hub's absolute http:// or https:// URL")
+    return value  # as given: a hub's path may need its trailing slash
+
+
+HubUrl = Annotated[str, AfterValidator(_hub_url)]
+
+
 def _valid_slug(slug: str) -> str:
     if not SLUG.match(slug):
         raise ValueError(
@@ -153,6 +163,7 @@ class FeedsConfig(_Section):
     max_items: int = Field(50, ge=1, le=1000)
     all_papers: bool = False
     title_prefix: str = "Daily Papers: "
+    websub_hub: HubUrl | None = None
 
 
 class PublishConfig(_Section):

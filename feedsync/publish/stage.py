@@ -54,6 +54,7 @@ def feed_spec(config: Config, slug: str, title: str, description: str) -> FeedSp
         description=description,
         base_url=config.base_url,
         ttl=ttl_minutes(config),
+        hub=config.feeds.websub_hub,
     )
 
 
@@ -87,6 +88,7 @@ def render_and_publish(
             config.feeds.title_prefix,
             config.feeds.all_papers,
             config.feeds.max_items,
+            config.feeds.websub_hub,
             [(t.slug, t.title, t.description, t.max_items, t.signature) for t in topics],
         ]
     )

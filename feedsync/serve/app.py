@@ -10,6 +10,9 @@ Rules, in order:
 4. The ETag is a hash of the bytes, so an identical rewrite keeps it; gzip is a separate,
    strong representation (its own ETag) and every answer says ``Vary: Accept-Encoding``.
    ``If-None-Match`` wins over ``If-Modified-Since`` (RFC 9110 13.1.3).
+5. With a WebSub hub (``[feeds] websub_hub``), a feed's answers carry ``Link: <hub>;
+   rel="hub", <its public URL>; rel="self"``, as WebSub discovery asks of a publisher
+   (some hubs distribute only topics whose answers have them).
 
 Files are small and change at most once per run, so bytes, hashes and the gzip form are
 cached by (path, mtime, size): a 304 or a cached 200 does no disk reads beyond one stat.
@@ -35,7 +38,7 @@ from starlette.routing import Route
 
 from feedsync.config import Config
 from feedsync.errors import ConfigError
-from feedsync.publish.headers import CONTENT_TYPES, cache_control
+from feedsync.publish.headers import CONTENT_TYPES, FEED_SUFFIXES, cache_control
 from feedsync.serve.health import health_report
 
 log = logging.getLogger(__name__)
@@ -125,6 +128,8 @@ def served_folder(config: Config) -> Path:
 def create_app(config: Config) -> Starlette:
     cache = FileCache(served_folder(config))
     caching = cache_control(config.schedule.period)
+    hub = config.feeds.websub_hub
+    base_url = str(config.base_url).rstrip("/")
 
     async def healthz(request: Request) -> Response:
         healthy, payload = health_report(config)
@@ -150,6 +155,9 @@ def create_app(config: Config) -> Starlette:
             "Vary": "Accept-Encoding",
             **SECURITY_HEADERS,
         }
+        if hub and real.endswith(FEED_SUFFIXES):
+            own = f"{base_url}/{request.url.path.lstrip('/')}"
+            headers["Link"] = f'<{hub}>; rel="hub", <{own}>; rel="self"'
         if _not_modified(request, entry, etag):
             return Response(status_code=304, headers=headers)
         body = entry.gzipped if wants_gzip else entry.body
