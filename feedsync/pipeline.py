@@ -184,6 +184,7 @@ def run(
     ):
         started = clock()
         run_id = store.start_run(started)
+        baseline = store.changes  # what the pass itself changes, its status record aside
         results = _Results()
         error: str | None = None
         try:
@@ -223,6 +224,8 @@ def run(
             error = str(e)
             raise
         finally:
+            if state is not None:
+                state.changed = store.migrated or store.changes != baseline
             report = results.report(started, clock())
             result = "ok" if report.ok and error is None else "failed"
             first_failure = error or (report.failures[0] if report.failures else None)
@@ -298,11 +301,10 @@ def _publish(
 ) -> Published:
     # Imported here: an idle pass stops before rendering and never loads the renderers.
     from feedsync.publish.stage import render_and_publish, target_of
-    from feedsync.publish.target import Guarded
 
     target = target_of(config)
     if state is not None:
-        target = Guarded(target, state.check)
+        target.before_write = state.check
     return render_and_publish(config, store, topics, target, recheck=recheck)
 
 

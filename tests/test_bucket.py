@@ -247,12 +247,17 @@ def test_moving_from_a_folder_to_a_bucket_uploads_everything_there(
 TODAY = datetime.now(UTC).date()  # what a `feedsync run` fetches (today and two weekdays)
 
 
-def papers_today(hf: FakeHF, *extra: dict[str, Any]) -> None:
+def papers_today(hf: FakeHF, *extra: dict[str, Any], upvotes: int = 3) -> None:
     hf.set_day(
         TODAY,
         [
-            entry(f"{TODAY:%y%m}.90001", "Chain of Thought for Lattice Planning", TODAY),
-            entry(f"{TODAY:%y%m}.90002", "A Robot That Folds Maps", TODAY),
+            entry(
+                f"{TODAY:%y%m}.90001",
+                "Chain of Thought for Lattice Planning",
+                TODAY,
+                upvotes=upvotes,
+            ),
+            entry(f"{TODAY:%y%m}.90002", "A Robot That Folds Maps", TODAY, upvotes=upvotes),
             *extra,
         ],
     )

@@ -116,7 +116,7 @@ def papers_in(data: bytes, tmp: Path) -> int:
         return store.count()
 
 
-def test_a_job_on_a_fresh_runner_fetches_the_state_and_an_idle_one_costs_a_get_and_a_put(
+def test_a_job_on_a_fresh_runner_fetches_the_state_and_an_idle_one_saves_nothing(
     tmp_path: Path, hf: FakeHF, seaweed: Seaweed, proxy: S3Proxy, bucket_url: str
 ) -> None:
     first = runner(tmp_path, hf, bucket_url, proxy.url, name="first")
@@ -126,21 +126,30 @@ def test_a_job_on_a_fresh_runner_fetches_the_state_and_an_idle_one_costs_a_get_a
     data, etag = state_object(seaweed, bucket_url)
     assert papers_in(data, tmp_path) == 2
 
-    # The next job runs on a machine that has never seen the store.
+    # The next job runs on a machine that has never seen the store; nothing is new.
     second = runner(tmp_path, hf, bucket_url, proxy.url, name="second")
     proxy.clear()
     report = do_run(second)
     assert report.ok and report.published is not None and report.published.written == ()
     key = f"/{BUCKET}/{state_key(bucket_url)}"
-    # No feed was sent again: the store it fetched knows what is in the bucket.
-    assert proxy.requests() == [("GET", key), ("PUT", key)]
-    assert [s.status for s in proxy.log] == [200, 200]
-    assert state_object(seaweed, bucket_url)[1] != etag  # this run's status record
+    # One GET: no feed is sent again (the store it fetched knows what is in the bucket),
+    # and the store is not sent back for the sake of one status line.
+    assert [(s.method, s.path, s.status) for s in proxy.log] == [("GET", key, 200)]
+    assert state_object(seaweed, bucket_url)[1] == etag
 
     # On a machine that keeps its data_dir (cron on a laptop), the GET is conditional.
     proxy.clear()
     assert do_run(second).ok
-    assert [(s.method, s.status) for s in proxy.log] == [("GET", 304), ("PUT", 200)]
+    assert [(s.method, s.status) for s in proxy.log] == [("GET", 304)]
+
+    # A run with something new saves it, over the version it fetched.
+    hf.set_day(WED, [entry("2603.00009", "A Reasoning Robot", WED)])
+    proxy.clear()
+    assert do_run(second).ok
+    methods = [s.method for s in proxy.log]
+    assert methods[0] == "GET" and methods[1] == "HEAD" and methods[-1] == "PUT"
+    assert methods[2:-1] == ["PUT"] * 5  # the changed feeds, after the check
+    assert papers_in(state_object(seaweed, bucket_url)[0], tmp_path) == 3
 
 
 def save_together(jobs: list[Config], taken: list[Checkout]) -> list[str]:
@@ -199,13 +208,14 @@ def test_a_job_whose_state_was_saved_meanwhile_stops_before_publishing(
     saved = threading.Event()
 
     def another_job_saves_meanwhile() -> bool:
-        # Polled by the late job's fetch, after it fetched the state: the other job runs
-        # all the way through now.
+        # Polled by the late job's fetch, after it fetched the state: another job saves
+        # a change of its own now (one that publishes nothing, so the feeds stay).
         if not saved.is_set():
             saved.set()
-            thread = threading.Thread(target=lambda: do_run(other, offline=True))
-            thread.start()
-            thread.join()
+            taken = checkout(other)
+            with Store(other.store_path) as store:
+                store.set_value("test:other", "saved")
+            checkin(other, taken)
         return False
 
     with pytest.raises(StateConflict, match="since this run fetched it: stopped before publishing"):
@@ -235,6 +245,9 @@ def test_an_overlapping_job_is_refused_at_save_with_one_line_and_exit_3(
     )
     slow = runner(tmp_path, hf, bucket_url, seaweed.endpoint, name="slow")
     quick = runner(tmp_path, hf, bucket_url, seaweed.endpoint, name="quick")
+    # New upvotes: both jobs have something to save (the counts), and nothing to publish
+    # (counts are never shown), so the slow one meets no check before its save.
+    papers_today(hf, upvotes=40)
     hf.fault("slow", delay=3.0)  # the slow job's first request: it has fetched the state
     job = subprocess.Popen(
         [sys.executable, "-m", "feedsync", "--config", str(slow.config_path), "run"],
@@ -338,6 +351,7 @@ api_url = "{zot.url}"
         deadline = time.monotonic() + 30
         while not zot.requests and time.monotonic() < deadline:
             time.sleep(0.02)
+        papers_today(hf, upvotes=40)  # something for the other job to save
         assert feedsync(other, "run").returncode == 0  # another job saves meanwhile
         _, err = job.communicate(timeout=60)
         assert job.returncode == 3, err

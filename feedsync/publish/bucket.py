@@ -22,7 +22,7 @@ Rules, in order (files.py has the same for a folder):
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from feedsync.config import Config
 from feedsync.config.buckets import BucketUrl
@@ -42,6 +42,7 @@ class Bucket:
         self.identity = f"bucket {url}"
         self.cache_control = cache_control(config.schedule.period)
         self.objects = ObjectBucket(url, config.publish)
+        self.before_write: Callable[[], None] | None = None
 
     def owns(self, recorded: str | None) -> bool:
         return recorded == self.identity
@@ -49,6 +50,11 @@ class Bucket:
     def intact(self, name: str, record: Record) -> bool:
         # Sent with the headers it would be sent with now; a new schedule means new ones.
         return record[1] is not None and record[1].startswith(self._stamp_prefix)
+
+    def _first_write(self) -> None:
+        before, self.before_write = self.before_write, None
+        if before is not None:
+            before()
 
     @property
     def _stamp_prefix(self) -> str:
@@ -78,6 +84,7 @@ class Bucket:
                 unchanged.append(name)
                 stamps[name] = known[1]
                 continue
+            self._first_write()
             sent = self.objects.put(
                 name, data, content_type=content_type(name), cache_control=self.cache_control
             )
@@ -88,5 +95,7 @@ class Bucket:
             for name in set(owned) - set(files)
             if is_plain(name) and name.endswith(REMOVABLE_SUFFIXES)
         )
-        self.objects.delete(stale)
+        if stale:
+            self._first_write()
+            self.objects.delete(stale)
         return PublishReport(tuple(written), tuple(unchanged), tuple(stale)), stamps

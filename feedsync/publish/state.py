@@ -14,7 +14,9 @@ as always, and checks it back in at the end (pipeline.py wraps the pass). Rules,
 3. Save: a consistent snapshot of the store (``VACUUM INTO``) is PUT only if the object is
    still the version fetched (``If-Match``; ``If-None-Match: *`` when there was none).
    Refused: another job saved first, this run's changes are dropped, exit 3. A refusal
-   whose object holds exactly our bytes was our own retried PUT, and is a success.
+   whose object holds exactly our bytes was our own retried PUT, and is a success. A pass
+   that changed nothing but its own status record (an idle run) saves nothing: the store
+   of 50,000 papers is some 300 MB, too much to send every hour for a line of status.
 
 What an overlapping job that loses loses: its copy of the store. The feeds it uploaded are
 the same bytes the winner's store renders for the same digests (dates come from the data),
@@ -53,6 +55,7 @@ class Checkout:
     version: Version | None
     objects: ObjectBucket
     checked: bool = False
+    changed: bool = True  # the pass sets it: False when it changed nothing worth saving
 
     def check(self) -> None:
         """Rule 2: stop before writing anywhere if another job saved meanwhile."""
@@ -97,6 +100,9 @@ def checkout(config: Config) -> Checkout:
 
 def checkin(config: Config, taken: Checkout) -> None:
     """Rule 3: the store back into its object, only over the version this run fetched."""
+    if not taken.changed and taken.version is not None:
+        log.info("state %s: nothing changed but the run's status, not saved", taken.url)
+        return
     data = _snapshot(config.store_path)
     key = taken.url.key
     saved = taken.objects.put_if(key, data, content_type=CONTENT_TYPE, expected=taken.version)

@@ -13,7 +13,7 @@ two questions and does the writes:
 
 ``publish`` writes feeds first, then ``index.opml`` and ``index.html``, and only then
 removes what feedsync published before and no longer does; it returns the report and
-each written file's stamp.
+each written file's stamp. ``before_write``, if set, is called before its first write.
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ Record = tuple[str, str | None]  # sha256 of the bytes, stamp (None: not known t
 class Target(Protocol):
     where: str  # for messages and the report
     identity: str  # what the store's records of published files belong to
+    # Called once before the first write, if any (the state's check that no other job has
+    # saved meanwhile, state.py, which raises to stop the publish).
+    before_write: Callable[[], None] | None
 
     def owns(self, recorded: str | None) -> bool: ...
 
@@ -52,6 +55,7 @@ class Folder:
         self.path = path
         self.where = str(path)
         self.identity = f"folder {path}"
+        self.before_write: Callable[[], None] | None = None
 
     def owns(self, recorded: str | None) -> bool:
         # Stores from before targets were recorded published into output_dir.
@@ -68,36 +72,10 @@ class Folder:
         intact: Iterable[str],
         owned: Iterable[str],
     ) -> tuple[PublishReport, dict[str, str | None]]:
+        if self.before_write is not None and files:
+            self.before_write()  # (files.py skips unchanged bytes itself: this may be early)
         report = publish(self.path, files, owned=owned)
         return report, {name: _stamp(self.path / name) for name in files}
-
-
-class Guarded:
-    """A target that runs ``before()`` ahead of its writes, e.g. the state's check that no
-    other job saved meanwhile (state.py), which raises to stop the publish."""
-
-    def __init__(self, inner: Target, before: Callable[[], None]) -> None:
-        self.inner = inner
-        self.before = before
-        self.where = inner.where
-        self.identity = inner.identity
-
-    def owns(self, recorded: str | None) -> bool:
-        return self.inner.owns(recorded)
-
-    def intact(self, name: str, record: Record) -> bool:
-        return self.inner.intact(name, record)
-
-    def publish(
-        self,
-        files: Mapping[str, bytes],
-        *,
-        previous: Mapping[str, Record],
-        intact: Iterable[str],
-        owned: Iterable[str],
-    ) -> tuple[PublishReport, dict[str, str | None]]:
-        self.before()
-        return self.inner.publish(files, previous=previous, intact=intact, owned=owned)
 
 
 def _stamp(path: Path) -> str | None:

@@ -159,6 +159,7 @@ class Store(SegmentTables, ZoteroTables):
                 time.sleep(0.01)
 
     def _migrate(self) -> None:
+        self.migrated = False  # whether opening it applied a migration
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > len(MIGRATIONS):
             raise StorageError(
@@ -166,6 +167,7 @@ class Store(SegmentTables, ZoteroTables):
                 f"feedsync knows ({len(MIGRATIONS)}); upgrade feedsync"
             )
         for number in range(version + 1, len(MIGRATIONS) + 1):
+            self.migrated = True
             with self._transaction():
                 # Two processes may open a new store at once (a daemon and a `run`): look
                 # again under the write lock, the other may have applied this one already.
@@ -178,6 +180,11 @@ class Store(SegmentTables, ZoteroTables):
 
     def _transaction(self) -> Transaction:
         return Transaction(self._db, self.path)
+
+    @property
+    def changes(self) -> int:
+        """Rows this connection has inserted, updated or deleted since it was opened."""
+        return self._db.total_changes
 
     @property
     def schema_version(self) -> int:
