@@ -269,7 +269,7 @@ def test_output_dir_may_be_a_bucket(write_config, tmp_path: Path) -> None:
         ("ftp://feeds/x", "unknown scheme 'ftp': a bucket URL starts with s3://, gs:// or az://"),
         ("http://feeds.example.org/x", "unknown scheme 'http'"),
         ("s3://", "no bucket name"),
-        ("s3://My_Feeds/x", "bucket name 'My_Feeds': a s3:// bucket is named with"),
+        ("s3://My_Feeds/x", "bucket name 'My_Feeds': s3:// bucket names have 3-63 lowercase"),
         ("s3://ab", "bucket name 'ab'"),
         ("s3://feeds/a//b", "the path has an empty, '.' or '..' segment"),
         ("s3://feeds/a/../b", "the path has an empty, '.' or '..' segment"),

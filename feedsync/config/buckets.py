@@ -85,7 +85,7 @@ def parse_bucket_url(text: str, *, object_key: bool = False) -> BucketUrl:
     bucket = parts.netloc
     if not _BUCKET[scheme].match(bucket):
         shown = f"bucket name {bucket!r}" if bucket else "no bucket name"
-        raise ValueError(f"{shown}: a {scheme}:// bucket is named with {_BUCKET_RULE[scheme]}")
+        raise ValueError(f"{shown}: {scheme}:// bucket names have {_BUCKET_RULE[scheme]}")
     key = parts.path.strip("/")
     if _BAD_CHARACTER.search(key):
         raise ValueError("the path holds a backslash or a control character")

@@ -17,7 +17,9 @@ Settings, for s3:// (rules in order):
    http.
 4. Each request may take ``[publish] timeout`` seconds; failures worth another try (5xx,
    connection errors) are retried up to ``retries`` times within that same time, so a
-   hung server costs one timeout, not obstore's default three minutes.
+   hung server costs one timeout, not obstore's default three minutes. A bucket opened
+   for ``large`` objects (the state, hundreds of MB) instead allows an hour per request
+   and ``timeout`` seconds of silence: a slow transfer goes on, a hung server still ends.
 
 gs:// and az:// go through the same client with the client options only: their
 credentials come from their own variables (``GOOGLE_APPLICATION_CREDENTIALS``, ...;
@@ -33,7 +35,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 from urllib.parse import urlsplit
 
 from feedsync.config import PublishConfig
@@ -68,13 +70,7 @@ class Version:
     version: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Fetched:
-    data: bytes
-    version: Version
-
-
-NOT_MODIFIED = Version(None, "not modified")  # what ``get`` returns for a 304
+NOT_MODIFIED = Version(None, "not modified")  # what ``download`` returns for a 304
 
 
 class ObjectBucket:
@@ -87,9 +83,11 @@ class ObjectBucket:
         *,
         error: type[FeedsyncError] = PublishError,
         environ: Mapping[str, str] | None = None,
+        large: bool = False,
     ) -> None:
         self.url = url
         self.settings = settings
+        self.large = large
         self._error = error
         self._environ = os.environ if environ is None else environ
         self._store: ObjectStore | None = None
@@ -136,16 +134,20 @@ class ObjectBucket:
 
         return self._call(f"cannot save {name} to", write)
 
-    def get(self, name: str, *, unless: Version | None = None) -> Fetched | Version | None:
-        """``name``'s bytes; ``NOT_MODIFIED`` if it is still ``unless``; None if missing."""
+    def download(
+        self, name: str, into: BinaryIO, *, unless: Version | None = None
+    ) -> Version | None:
+        """``name``'s bytes written to ``into`` as they come, and its version;
+        ``NOT_MODIFIED`` (nothing written) if it is still ``unless``; None if missing."""
         import obstore
         from obstore.exceptions import NotModifiedError
 
-        def read() -> Fetched | Version | None:
+        def read() -> Version | None:
             options: Any = {"if_none_match": unless.etag} if unless and unless.etag else {}
             try:
                 answer = obstore.get(self._client(), name, options=options)
-                data = bytes(answer.bytes())
+                for chunk in answer.stream(min_chunk_size=1 << 20):
+                    into.write(chunk)
             except NotModifiedError:
                 return NOT_MODIFIED
             except FileNotFoundError as e:
@@ -153,7 +155,7 @@ class ObjectBucket:
                     raise
                 return None
             meta = answer.meta
-            return Fetched(data, Version(meta["e_tag"], meta["version"]))
+            return Version(meta["e_tag"], meta["version"])
 
         return self._call(f"cannot fetch {name} from", read)
 
@@ -252,6 +254,8 @@ class ObjectBucket:
 
         timeout = self.settings.timeout
         client: Any = {"timeout": f"{timeout:g}s", "connect_timeout": f"{min(timeout, 10):g}s"}
+        if self.large:
+            client.update(timeout="3600s", read_timeout=f"{timeout:g}s")
         retry: Any = {
             "max_retries": self.settings.retries,
             "retry_timeout": timedelta(seconds=timeout),

@@ -38,7 +38,7 @@ from pathlib import Path
 from feedsync.config import Config
 from feedsync.config.buckets import BucketUrl
 from feedsync.errors import StateConflict, StateError
-from feedsync.publish.objects import NOT_MODIFIED, Fetched, ObjectBucket, Version
+from feedsync.publish.objects import NOT_MODIFIED, ObjectBucket, Version
 from feedsync.store import Store
 
 log = logging.getLogger(__name__)
@@ -75,27 +75,27 @@ def checkout(config: Config) -> Checkout:
     url = config.state.url
     assert url is not None
     where = BucketUrl(url.scheme, url.bucket)
-    objects = ObjectBucket(where, config.publish, error=StateError)
+    objects = ObjectBucket(where, config.publish, error=StateError, large=True)
     store = config.store_path
     known = _known(config) if store.exists() else None
-    got = objects.get(url.key, unless=known)
-    if got is NOT_MODIFIED:
-        log.info("state %s: the working copy is current", url)
-        return Checkout(url, known, objects)
-    if got is None:
-        if store.exists() and known is None:
-            log.warning("no state at %s yet: the store in %s is saved there", url, store.parent)
-        else:
-            log.warning("no state at %s: starting a new store", url)
-            _forget(config)
-            _discard(store)
-        return Checkout(url, None, objects)
-    assert isinstance(got, Fetched)
-    _forget(config)  # until the copy is replaced, it descends from no known version
-    _replace(store, got.data)
-    _remember(config, got.version)
-    log.info("state %s: fetched %d bytes", url, len(got.data))
-    return Checkout(url, got.version, objects)
+    with _Download(store) as into:
+        got = objects.download(url.key, into.file, unless=known)
+        if got is NOT_MODIFIED:
+            log.info("state %s: the working copy is current", url)
+            return Checkout(url, known, objects)
+        if got is None:
+            if store.exists() and known is None:
+                log.warning("no state at %s yet: the store in %s is saved there", url, store)
+            else:
+                log.warning("no state at %s: starting a new store", url)
+                _forget(config)
+                _discard(store)
+            return Checkout(url, None, objects)
+        _forget(config)  # until the copy is replaced, it descends from no known version
+        size = into.replace()
+    _remember(config, got)
+    log.info("state %s: fetched %d bytes", url, size)
+    return Checkout(url, got, objects)
 
 
 def checkin(config: Config, taken: Checkout) -> None:
@@ -133,22 +133,48 @@ def _snapshot(store_path: Path) -> bytes:
         return into.read_bytes()
 
 
-def _replace(store: Path, data: bytes) -> None:
-    """The working copy becomes ``data``; a stale WAL beside it must not be replayed into it."""
-    store.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=store.parent, prefix=".fetched-")
-    try:
-        with open(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        for suffix in _BESIDE:
-            Path(f"{store}{suffix}").unlink(missing_ok=True)
-        os.replace(tmp, store)
-    except OSError as e:
+class _Download:
+    """A temp file beside the working copy that ``replace`` puts in its place, atomically;
+    left unused, it goes. A stale WAL beside the store must not be replayed into the new
+    copy, so SQLite's side files go first."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+
+    def __enter__(self) -> _Download:
+        # Under the run lock, what a killed run left here is nobody's any more.
+        for left in self.store.parent.glob(".fetched-*"):
+            with contextlib.suppress(OSError):
+                left.unlink()
+        try:
+            self.store.parent.mkdir(parents=True, exist_ok=True)
+            fd, self.tmp = tempfile.mkstemp(dir=self.store.parent, prefix=".fetched-")
+        except OSError as e:
+            raise StateError(
+                f"cannot write the state into {self.store.parent}: {e.strerror}"
+            ) from e
+        self.file = open(fd, "wb")  # closed in __exit__
+        return self
+
+    def replace(self) -> int:
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            size = self.file.tell()
+            self.file.close()
+            for suffix in _BESIDE:
+                Path(f"{self.store}{suffix}").unlink(missing_ok=True)
+            os.replace(self.tmp, self.store)
+        except OSError as e:
+            raise StateError(
+                f"cannot write the fetched state into {self.store}: {e.strerror}"
+            ) from e
+        return size
+
+    def __exit__(self, *exc: object) -> None:
+        self.file.close()
         with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise StateError(f"cannot write the fetched state into {store}: {e.strerror}") from e
+            os.unlink(self.tmp)
 
 
 def _discard(store: Path) -> None:
