@@ -6,12 +6,13 @@ Commands import what they need inside their bodies: ``feedsync --version`` and a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -218,7 +219,7 @@ def import_(
         _warn(str(file), digest.warnings)
         digests.append(digest)
     total = UpsertCounts()
-    with Store(config.store_path) as store:
+    with _stored(config, save=True), Store(config.store_path) as store:
         for digest in digests:
             total += store.upsert(digest.papers)
         stored = store.count()
@@ -232,7 +233,12 @@ def import_(
 @cli.command()
 @_config_option
 @click.option("--offline", is_flag=True, help="Do not fetch; render and publish from the store.")
-@click.option("--refresh", is_flag=True, help="Refetch even what the server says is unchanged.")
+@click.option(
+    "--refresh",
+    is_flag=True,
+    help="Refetch even what the server says is unchanged, and publish every file again "
+    "(a bucket: upload it again) whatever feedsync recorded.",
+)
 @click.pass_context
 def run(ctx: click.Context, config_path: Path | None, offline: bool, refresh: bool) -> None:
     """Run one pass: fetch the digest, store it, match topics, publish the feeds.
@@ -309,7 +315,9 @@ def preview(
     if (topic is None) == (query_text is None):
         raise InputError("give a TOPIC or --query 'QUERY' (one of them)")
     config = load(ctx, config_path)
-    for line in run_preview(config, topic=topic, query=query_text, limit=limit):
+    with _stored(config, save=False):
+        lines = list(run_preview(config, topic=topic, query=query_text, limit=limit))
+    for line in lines:
         click.echo(line)
 
 
@@ -343,6 +351,10 @@ def daemon(
     from feedsync.daemon import run_daemon
 
     config = load(ctx, config_path)
+    if serve:
+        from feedsync.serve.app import served_folder
+
+        served_folder(config)  # a bucket cannot be served from here: say so before starting
     if logging.getLogger("feedsync").level > logging.INFO:
         logging.getLogger("feedsync").setLevel(logging.INFO)  # a daemon logs its runs
     run_daemon(config, serve=serve, host=host, port=port, interval=interval, max_runs=max_runs)
@@ -360,8 +372,10 @@ def serve(ctx: click.Context, config_path: Path | None, host: str | None, port: 
     gzip when asked for and a Cache-Control max-age that matches the schedule.
     """
     from feedsync.serve.app import serve as run_server
+    from feedsync.serve.app import served_folder
 
     config = load(ctx, config_path)
+    served_folder(config)
     run_server(config, host=host, port=port)
 
 
@@ -446,7 +460,15 @@ def _print_report(config: Config, report: RunReport) -> None:
             f"files: {len(published.written)} written, {len(published.unchanged)} unchanged, "
             f"{len(published.removed)} removed in {config.output_dir}"
         )
-        click.echo(f"open {config.output_dir / 'index.html'} or run `feedsync serve` to read them")
+        if isinstance(config.output_dir, Path):
+            index = config.output_dir / "index.html"
+            click.echo(f"open {index} or run `feedsync serve` to read them")
+        else:
+            click.echo(f"readers find them at {config.base_url}/index.html")
+    if report.websub is not None and report.websub.failure is None:
+        click.echo(report.websub.line())
+    for warning in report.warnings:
+        click.echo(f"feedsync: warning: {warning}", err=True)
     for failure in report.failures:
         click.echo(f"feedsync: failed: {failure}", err=True)
 
@@ -491,6 +513,7 @@ def zotero_sync(ctx: click.Context, config_path: Path | None, dry_run: bool) -> 
     With --dry-run, Zotero is only read and the store is left as it is.
     """
     from feedsync.match.topics import build_topics
+    from feedsync.pipeline import synced_state
     from feedsync.store import Store
     from feedsync.store.locks import run_lock
     from feedsync.zotero.status import opted_in
@@ -499,10 +522,10 @@ def zotero_sync(ctx: click.Context, config_path: Path | None, dry_run: bool) -> 
     config = load(ctx, config_path)
     topics = opted_in(config, build_topics(config))
     if dry_run:
-        with Store(config.store_path) as store:
+        with _stored(config, save=False), Store(config.store_path) as store:
             report = sync(config, store, topics, dry_run=True)
     else:
-        with run_lock(config.data_dir), Store(config.store_path) as store:
+        with run_lock(config.data_dir), synced_state(config), Store(config.store_path) as store:
             report = sync(config, store, topics)
     for line in report.plan:
         click.echo(line)
@@ -528,9 +551,24 @@ def zotero_status(ctx: click.Context, config_path: Path | None) -> None:
 
     config = load(ctx, config_path)
     topics = build_topics(config)
-    with Store(config.store_path) as store:
-        for line in status(config, store, topics).lines():
-            click.echo(line)
+    with _stored(config, save=False), Store(config.store_path) as store:
+        lines = status(config, store, topics).lines()
+    for line in lines:
+        click.echo(line)
+
+
+@contextlib.contextmanager
+def _stored(config: Config, *, save: bool) -> Iterator[None]:
+    """For a command that uses the store outside a pass: with ``[state] url``, the working
+    copy is fetched first (and saved after, if ``save``), under the run lock."""
+    if config.state.url is None:
+        yield
+        return
+    from feedsync.pipeline import synced_state
+    from feedsync.store.locks import run_lock
+
+    with run_lock(config.data_dir), synced_state(config, save=save):
+        yield
 
 
 class _Terminated(KeyboardInterrupt):

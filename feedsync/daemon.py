@@ -111,6 +111,8 @@ class Daemon:
                 time.perf_counter() - start,
                 "; ".join(report.failures) or "no failures",
             )
+            for warning in report.warnings:
+                log.warning("%s", warning)
             if self._on_run:
                 self._on_run(report)
         finally:

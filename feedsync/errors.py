@@ -11,7 +11,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1  # a stage failed (feeds still published from the store), or publishing did
 EXIT_USAGE = 2  # bad config, bad input file, bad query, bad command line
-EXIT_UNAVAILABLE = 3  # the store or the daemon lock cannot be used
+EXIT_UNAVAILABLE = 3  # the store (or its object in a bucket), or the daemon lock, is unusable
 
 
 class FeedsyncError(Exception):
@@ -65,6 +65,16 @@ class StorageError(FeedsyncError):
     """The SQLite store cannot be opened, migrated, or written."""
 
     exit_code = EXIT_UNAVAILABLE
+
+
+class StateError(FeedsyncError):
+    """The store's object in a bucket (``[state] url``) could not be fetched or saved."""
+
+    exit_code = EXIT_UNAVAILABLE
+
+
+class StateConflict(StateError):
+    """Another job saved the state object since this run fetched it: this run's is not."""
 
 
 class LockError(FeedsyncError):

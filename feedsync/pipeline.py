@@ -7,15 +7,22 @@ The orchestrator does the I/O and returns a ``RunReport``; it never prints. Stag
   unless its selection changed, in which case it re-matches everything.
 - A feed is rendered only when its newest papers or its settings changed, and a file is
   rewritten only when its bytes changed, so an idle pass touches nothing.
+- After a publish that wrote feeds, the WebSub hub (``[feeds] websub_hub``) is told which;
+  a hub that fails adds a warning line, never a failure.
 - Zotero comes last and can only add a failure line; the feeds are already safe.
+- With ``[state] url`` the pass works on a working copy of the store checked out of its
+  bucket and checked back in after (publish/state.py): saved when the pass ended with a
+  report or a failure that leaves the store sound, never when the store failed or the run
+  was interrupted; refused (exit 3) when another job saved meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import resource
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -23,7 +30,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from feedsync.config import Config
-from feedsync.errors import FeedsyncError
+from feedsync.errors import FeedsyncError, StateError, StorageError
 from feedsync.match.stage import TopicMatches, match_topics
 from feedsync.match.topics import Topic, build_topics
 from feedsync.models import Digest
@@ -35,6 +42,8 @@ if TYPE_CHECKING:
     from feedsync.fetch.sources import Progress, Readers, SourceReport
     from feedsync.publish.files import PublishReport
     from feedsync.publish.stage import Published
+    from feedsync.publish.state import Checkout
+    from feedsync.publish.websub import WebSubReport
     from feedsync.zotero.sync import SyncReport
 
 log = logging.getLogger(__name__)
@@ -60,10 +69,17 @@ class RunReport:
     published: PublishReport | None = None
     zotero: SyncReport | None = None
     failures: tuple[str, ...] = ()
+    websub: WebSubReport | None = None
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What went wrong without failing the run: a WebSub hub that was not told."""
+        websub = self.websub
+        return (websub.line(),) if websub is not None and websub.failure is not None else ()
 
     @property
     def exit_code(self) -> int:
@@ -99,6 +115,9 @@ class RunReport:
                 "removed": list(self.published.removed),
             },
             "zotero": None if self.zotero is None else self.zotero.counts(),
+            "websub": None
+            if self.websub is None
+            else {"announced": len(self.websub.announced), "failure": self.websub.failure},
             "failures": list(self.failures),
         }
 
@@ -111,6 +130,7 @@ class _Results:
     source: SourceReport | None = None
     matched: Mapping[str, TopicMatches] | None = None
     published: Published | None = None
+    websub: WebSubReport | None = None
     zotero: SyncReport | None = None
     zotero_error: str | None = None
 
@@ -135,6 +155,7 @@ class _Results:
             published=self.published.files if self.published else None,
             zotero=self.zotero,
             failures=tuple(failures),
+            websub=self.websub,
         )
 
 
@@ -153,11 +174,17 @@ def run(
     """Run one pass; StorageError, LockError and PublishError escape, the rest is reported.
 
     ``stop`` is polled between fetched units: once it says so, fetching ends and the pass
-    publishes from what is stored (the daemon's safe point on SIGTERM).
+    publishes from what is stored (the daemon's safe point on SIGTERM). With ``[state]
+    url``, StateError escapes too (exit 3).
     """
-    with run_lock(config.data_dir), Store(config.store_path, clock=clock) as store:
+    with (
+        run_lock(config.data_dir),
+        synced_state(config) as state,
+        Store(config.store_path, clock=clock) as store,
+    ):
         started = clock()
         run_id = store.start_run(started)
+        baseline = store.changes  # what the pass itself changes, its status record aside
         results = _Results()
         error: str | None = None
         try:
@@ -181,13 +208,24 @@ def run(
                 )
             topics = build_topics(config)
             results.matched = _stage("match", lambda: match_topics(store, topics))
-            results.published = _stage("publish", lambda: _publish(config, store, topics))
+            results.published = _stage(
+                "publish", lambda: _publish(config, store, topics, state, recheck=refresh)
+            )
+            hub = config.feeds.websub_hub
+            if hub and (feeds := _changed_feeds(config, results.published)):
+                from feedsync.publish.websub import announce
+
+                results.websub = _stage("websub", lambda: announce(hub, feeds))
             if config.zotero.enabled and any(t.zotero for t in topics):
+                if state is not None:
+                    state.check()
                 _stage("zotero", lambda: _zotero(config, store, topics, results))
         except FeedsyncError as e:
             error = str(e)
             raise
         finally:
+            if state is not None:
+                state.changed = store.migrated or store.changes != baseline
             report = results.report(started, clock())
             result = "ok" if report.ok and error is None else "failed"
             first_failure = error or (report.failures[0] if report.failures else None)
@@ -229,11 +267,51 @@ def _readers() -> Readers:
     return Readers(digest=digest, file=file)
 
 
-def _publish(config: Config, store: Store, topics: Sequence[Topic]) -> Published:
-    # Imported here: an idle pass stops before rendering and never loads the renderers.
-    from feedsync.publish.stage import render_and_publish
+@contextlib.contextmanager
+def synced_state(config: Config, *, save: bool = True) -> Iterator[Checkout | None]:
+    """With ``[state] url``: the store checked out of its bucket into ``data_dir`` first,
+    and, if ``save``, back in after (publish/state.py). The caller holds the run lock.
 
-    return render_and_publish(config, store, topics)
+    A failure that leaves the store sound (a bucket refusing the feeds, say) is reported
+    after the store is saved: what the pass did (fetched papers, Zotero's records) is kept.
+    """
+    if config.state.url is None:
+        yield None
+        return
+    from feedsync.publish.state import checkin, checkout
+
+    taken = checkout(config)
+    try:
+        yield taken
+    except (StorageError, StateError):
+        raise  # the store itself is in doubt, or another job has saved: nothing to save
+    except FeedsyncError:
+        if save:
+            try:
+                checkin(config, taken)
+            except StateError as e:
+                log.error("%s", e)
+        raise
+    if save:
+        checkin(config, taken)
+
+
+def _publish(
+    config: Config, store: Store, topics: Sequence[Topic], state: Checkout | None, recheck: bool
+) -> Published:
+    # Imported here: an idle pass stops before rendering and never loads the renderers.
+    from feedsync.publish.stage import render_and_publish, target_of
+
+    target = target_of(config)
+    if state is not None:
+        target.before_write = state.check
+    return render_and_publish(config, store, topics, target, recheck=recheck)
+
+
+def _changed_feeds(config: Config, published: Published) -> list[str]:
+    from feedsync.publish.websub import topics
+
+    return topics(config.base_url, published.files.written)
 
 
 def _zotero(config: Config, store: Store, topics: Sequence[Topic], results: _Results) -> None:

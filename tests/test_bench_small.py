@@ -31,7 +31,7 @@ def test_small_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(out.read_text())
-    assert set(figures["scenarios"]) == {str(n) for n in range(1, 9)}
+    assert set(figures["scenarios"]) == {str(n) for n in range(1, 10)}
     assert figures["machine"]["cores"] >= 1
     for _number, scenario in figures["scenarios"].items():
         assert scenario["result"] and not scenario["result"].startswith("ERROR"), scenario
@@ -43,6 +43,9 @@ def test_small_benchmark_runs_every_scenario(tmp_path: Path) -> None:
     # What the imports alone, and the least programs, cost beside scenarios 2 and 3's ratios.
     for scenario in idle, figures["scenarios"]["3"]:
         assert scenario["import_floor_ratio"] > 0 and scenario["least_program_ratio"] > 0
+    bucket = figures["scenarios"]["9"]
+    assert bucket["files_uploaded"] > 0 and bucket["least_upload_ratio"] > 0
+    assert bucket["first_upload_files"] > bucket["files_uploaded"]
     assert "feedsync benchmark" in result.stdout
 
 

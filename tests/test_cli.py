@@ -103,6 +103,7 @@ def test_an_idle_run_loads_none_of_the_heavy_modules(tmp_path: Path) -> None:
         "feedgen", "lxml", "pyzotero", "apscheduler", "uvicorn", "starlette", "pydantic",
         "multiprocessing", "concurrent.futures.process", "feedsync.query", "feedsync.parsers",
         "re2",
+        "obstore",
     ]  # fmt: skip
     code = (
         "import atexit, sys\n"

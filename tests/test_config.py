@@ -245,3 +245,114 @@ def test_corrupt_cache_is_ignored(write_config, tmp_path: Path) -> None:
     for cached in (tmp_path / "cache" / "feedsync").glob("config-*.json"):
         cached.write_text("{not json")
     assert load_config(path, env).topics["llm"].title == "LLMs"
+
+
+# --- buckets: output_dir, [publish], [state] --------------------------------------------------
+
+
+def test_output_dir_may_be_a_bucket(write_config, tmp_path: Path) -> None:
+    from feedsync.config.buckets import BucketUrl
+
+    path = write_config('output_dir = "s3://my-feeds/daily/papers/"\n' + MINIMAL)
+    config = load_config(path, {})
+    assert config.output_dir == BucketUrl("s3", "my-feeds", "daily/papers")
+    assert dumps(config.redacted()).splitlines()[1] == 'output_dir = "s3://my-feeds/daily/papers"'
+    # A relative folder still resolves against the config's directory; a URL never does.
+    whole = load_config(path, {"FEEDSYNC_OUTPUT_DIR": "gs://my-feeds"})
+    assert whole.output_dir == BucketUrl("gs", "my-feeds", "")
+    assert str(whole.output_dir) == "gs://my-feeds"
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("ftp://feeds/x", "unknown scheme 'ftp': a bucket URL starts with s3://, gs:// or az://"),
+        ("http://feeds.example.org/x", "unknown scheme 'http'"),
+        ("s3://", "no bucket name"),
+        ("s3://My_Feeds/x", "bucket name 'My_Feeds': s3:// bucket names have 3-63 lowercase"),
+        ("s3://ab", "bucket name 'ab'"),
+        ("s3://feeds/a//b", "the path has an empty, '.' or '..' segment"),
+        ("s3://feeds/a/../b", "the path has an empty, '.' or '..' segment"),
+        ("s3://feeds:9000/x", "a bucket URL has no port"),
+        ("s3://feeds/x?versionId=1", "a bucket URL has no query or fragment"),
+        ("az://two--hyphens/x", "bucket name 'two--hyphens'"),
+    ],
+)
+def test_a_bad_bucket_url_is_named_with_why(write_config, value: str, why: str) -> None:
+    ((key, shown, said),) = problems(write_config(f'output_dir = "{value}"\n' + MINIMAL))
+    assert key == "output_dir"
+    assert shown == repr(value)
+    assert said.startswith(why), said
+
+
+def test_credentials_in_a_bucket_url_are_refused_and_never_shown(write_config) -> None:
+    path = write_config('output_dir = "s3://AKIAX:very-secret@feeds/x"\n' + MINIMAL)
+    ((key, shown, said),) = problems(path)
+    assert key == "output_dir"
+    assert "very-secret" not in shown + said
+    assert shown == repr("s3://********@feeds/x")
+    assert said.startswith("credentials do not belong in the URL")
+
+
+def test_the_state_url_names_one_object_outside_the_feeds(write_config) -> None:
+    from feedsync.config.buckets import BucketUrl
+
+    config = load_config(write_config(MINIMAL + '[state]\nurl = "s3://b-state/x/fs.sqlite3"\n'), {})
+    assert config.state.url == BucketUrl("s3", "b-state", "x/fs.sqlite3")
+    for url in ("s3://b-state", "s3://b-state/x/"):
+        ((key, _, why),) = problems(write_config(MINIMAL + f'[state]\nurl = "{url}"\n'))
+        assert key == "state.url"
+        assert why.startswith("must name an object")
+    inside = (
+        'output_dir = "s3://site/feeds"\n' + MINIMAL + '[state]\nurl = "s3://site/feeds/s.db"\n'
+    )
+    ((key, _, why),) = problems(write_config(inside))
+    assert "readers could download the store" in why
+    beside = 'output_dir = "s3://site/feeds"\n' + MINIMAL + '[state]\nurl = "s3://site/state.db"\n'
+    assert load_config(write_config(beside), {}).state.url is not None
+    top = 'output_dir = "s3://site"\n' + MINIMAL + '[state]\nurl = "s3://site/state.db"\n'
+    assert "readers could download the store" in problems(write_config(top))[0][2]
+
+
+def test_the_buckets_secret_key_is_redacted_cached_never_and_read_from_a_file(
+    write_config, tmp_path: Path
+) -> None:
+    publish = '[publish]\nendpoint = "http://127.0.0.1:8333/"\naccess_key_id = "AKIAEXAMPLE"\n'
+    path = write_config(MINIMAL + publish + 'secret_access_key = "bucket-very-secret"\n')
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    config = load_config(path, env)
+    assert config.publish.secret() == "bucket-very-secret"
+    assert config.publish.endpoint == "http://127.0.0.1:8333"
+    shown = dumps(config.redacted())
+    assert "bucket-very-secret" not in shown + repr(config)
+    assert f'secret_access_key = "{REDACTED}"' in shown
+    assert 'access_key_id = "AKIAEXAMPLE"' in shown
+    (cached,) = (tmp_path / "cache" / "feedsync").glob("config-*.json")
+    assert b"bucket-very-secret" not in cached.read_bytes()
+    assert load_config(path, env).publish.secret() == "bucket-very-secret"  # from the cache
+    from_env = {**env, "FEEDSYNC_PUBLISH__SECRET_ACCESS_KEY": "from-env"}
+    assert load_config(path, from_env).publish.secret() == "from-env"
+    (tmp_path / "secret").write_text("from-a-file\n")
+    path = write_config(MINIMAL + publish + 'secret_access_key_file = "secret"\n')
+    assert load_config(path, {}).publish.secret() == "from-a-file"
+
+
+def test_the_buckets_keys_come_in_pairs(write_config) -> None:
+    ((key, _, why),) = problems(write_config(MINIMAL + '[publish]\naccess_key_id = "AKIA"\n'))
+    assert key == "publish"
+    assert "give both `access_key_id` and `secret_access_key`" in why
+    path = write_config(MINIMAL + '[publish]\nsecret_access_key = ["a"]\n')
+    ((key, value, _),) = problems(path)
+    assert (key, value) == ("publish.secret_access_key", REDACTED)
+
+
+def test_the_websub_hub_is_an_http_url_kept_as_given(write_config) -> None:
+    path = write_config('[feeds]\nwebsub_hub = "https://hub.example.org/hub/"\n' + MINIMAL)
+    assert load_config(path, {}).feeds.websub_hub == "https://hub.example.org/hub/"
+    for bad in ("hub.example.org", "ftp://hub.example.org/", "https://hub.example.org/#x"):
+        path = write_config(f'[feeds]\nwebsub_hub = "{bad}"\n' + MINIMAL)
+        ((key, _, why),) = problems(path)
+        assert (key, why) == (
+            "feeds.websub_hub",
+            "must be the hub's absolute http:// or https:// URL",
+        )

@@ -65,6 +65,9 @@ slugs = st.one_of(
     ),
 )
 hosts = st.one_of(st.none(), st.sampled_from(["old.example.org", "a&b<c>\"d'", "x y"]))
+hubs = st.one_of(
+    st.none(), st.sampled_from(["https://hub.example.org/", "https://h.test/?a=1&b=<2>"])
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -77,6 +80,7 @@ hosts = st.one_of(st.none(), st.sampled_from(["old.example.org", "a&b<c>\"d'", "
     keywords=st.lists(nasty_text, max_size=3),
     topic_keyword=st.booleans(),
     arxiv=st.booleans(),
+    hub=hubs,
 )
 def test_any_input_splices_to_the_same_bytes(
     slug: str,
@@ -87,8 +91,9 @@ def test_any_input_splices_to_the_same_bytes(
     keywords: list[str],
     topic_keyword: bool,
     arxiv: bool,
+    hub: str | None,
 ) -> None:
-    spec = FeedSpec(slug, f"T{title}", abstract, BASE, 60, tag_authority=authority)
+    spec = FeedSpec(slug, f"T{title}", abstract, BASE, 60, tag_authority=authority, hub=hub)
     if topic_keyword:
         keywords = [*keywords, slug]
     papers = [

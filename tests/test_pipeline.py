@@ -159,6 +159,37 @@ def test_idle_run_costs_304s_and_writes_nothing(
     assert closes == [True]
 
 
+def test_two_stores_built_at_different_times_publish_the_same_bytes(
+    tmp_path: Path, hf: FakeHF
+) -> None:
+    """A second instance, a rebuilt state or a fresh store publishes byte-identical feeds
+    for the same digests: no date in them comes from when a store saw a paper."""
+    from datetime import UTC, datetime, timedelta
+
+    def build(name: str, start: datetime) -> dict[str, bytes]:
+        home = tmp_path / name
+        home.mkdir()
+        config = make_config(home, hf)
+        ticks = iter(start + timedelta(minutes=n) for n in range(10_000))
+        for days in ([MON], [TUE, MON], [WED, TUE, MON]):  # a store that grew day by day
+            with client() as http:
+                assert run(config, days=days, client=http, clock=lambda: next(ticks)).ok
+        return {p.name: p.read_bytes() for p in sorted(config.output_dir.iterdir())}
+
+    early = build("early", datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    # The other one reads everything at once, a year later (a backfill on a new machine).
+    later = tmp_path / "later"
+    later.mkdir()
+    config = make_config(later, hf)
+    with client() as http:
+        moment = datetime(2027, 5, 1, 23, 59, 59, tzinfo=UTC)
+        assert run(config, days=[WED, TUE, MON], client=http, clock=lambda: moment).ok
+    assert {p.name: p.read_bytes() for p in sorted(config.output_dir.iterdir())} == early
+    atom = read(config.output_dir / "reasoning.atom")
+    assert [e.updated for e in atom.entries] == [e.published for e in atom.entries]
+    assert atom.feed.updated == "2026-03-03T00:00:00+00:00"  # the newest featured day
+
+
 def test_a_pass_keeps_no_rendered_entry_in_memory(tmp_path: Path, hf: FakeHF) -> None:
     """A daemon runs passes for months: what a pass rendered must not stay in memory after
     it (a process-wide cache kept the last 2,048 papers and their entry HTML)."""

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from feedsync.models import Paper, StoredPaper
 from feedsync.render.feeds import (
-    UNKNOWN_AUTHORS,
     UNTITLED,
     FeedSpec,
     clean,
@@ -169,7 +168,8 @@ def test_rss_reads_back() -> None:
     assert feed.feed.link == SPEC.page_url  # the channel <link> is the HTML page
     assert links_by_rel(feed)["self"] == f"{BASE}/llm-eval.rss"
     assert feed.feed.ttl == "60"
-    assert feed.feed.updated_parsed[:6] == (2026, 3, 6, 8, 30, 0)
+    # lastBuildDate is the newest featured day, not when the store saw anything.
+    assert feed.feed.updated_parsed[:6] == (2026, 3, 6, 0, 0, 0)
 
     assert [e.title for e in feed.entries] == ["Third Paper", "Second Paper", "First Paper"]
     first = feed.entries[0]
@@ -193,15 +193,23 @@ def test_atom_reads_back() -> None:
     assert feed.feed.id == SPEC.atom_url
     assert links_by_rel(feed) == {"self": f"{BASE}/llm-eval.atom", "alternate": SPEC.page_url}
     assert feed.feed.author == "feedsync"
-    assert feed.feed.updated == "2026-03-06T08:30:00+00:00"
+    assert feed.feed.updated == "2026-03-06T00:00:00+00:00"
+    assert "hub" not in links_by_rel(feed)
 
     assert [e.title for e in feed.entries] == ["Third Paper", "Second Paper", "First Paper"]
     first = feed.entries[0]
     assert first.id == "tag:feeds.example.org,2026:llm-eval/2603.00003"
-    assert [link.href for link in first.links] == ["https://arxiv.org/abs/2603.00003"]
+    assert [(link.rel, link.href) for link in first.links] == [
+        ("alternate", "https://arxiv.org/abs/2603.00003"),
+        ("enclosure", "https://arxiv.org/pdf/2603.00003"),
+    ]
+    assert first.link == "https://arxiv.org/abs/2603.00003"
+    assert first.enclosures == [
+        {"href": "https://arxiv.org/pdf/2603.00003", "type": "application/pdf"}
+    ]
     assert [a["name"] for a in first.authors] == ["Ana Ruiz", "Bo Chen"]  # not doubled
     assert first.published == "2026-03-06T00:00:00+00:00"
-    assert first.updated == "2026-03-06T08:30:00+00:00"
+    assert first.updated == "2026-03-06T00:00:00+00:00"  # from the data, as published
     assert [t.term for t in first.tags] == ["llm-eval", "planning", "sparse rewards"]
     assert first.summary == "We study a made-up planner. It is hard wrapped.\n\nA second paragraph."
     [content] = first.content
@@ -245,7 +253,7 @@ def test_entry_id_is_a_tag_uri_even_for_odd_keys() -> None:
     assert entry_id(pinned, make_paper()) == "tag:old.org,2026:x/2603.01234"
 
 
-def test_dates_fall_back_and_updated_follows_changes() -> None:
+def test_dates_come_from_the_data_and_fall_back() -> None:
     arxiv_only = make_paper("2603.00010", featured=None)
     bare = make_paper(None, featured=None, published=None)
     edited = make_paper("2603.00011")
@@ -256,11 +264,26 @@ def test_dates_fall_back_and_updated_follows_changes() -> None:
     ]
     entries = parse_atom(render_atom(SPEC, papers)).entries
     assert entries[0].published == "2026-03-04T17:59:02+00:00"  # arXiv date
-    assert entries[1].published == "2026-03-06T08:30:00+00:00"  # first seen
+    assert entries[1].published == "2026-03-06T08:30:00+00:00"  # no date at all: first seen
     assert entries[2].published == "2026-03-06T00:00:00+00:00"  # featured day
-    assert entries[2].updated == "2026-03-08T12:00:00+00:00"  # changed, to the second
+    # A revision (a new abstract, say) does not move the date: it comes from the data,
+    # never from when this store noticed the change.
+    assert entries[2].updated == "2026-03-06T00:00:00+00:00"
     for entry in entries:
-        assert entry.published_parsed <= entry.updated_parsed
+        assert entry.updated == entry.published
+
+
+def test_the_bytes_do_not_depend_on_when_the_store_saw_the_papers() -> None:
+    def seen_at(moment: datetime) -> list[StoredPaper]:
+        return [
+            StoredPaper(p.paper, p.rowid, first_seen=moment, last_seen=moment, changed=moment)
+            for p in three_days()
+        ]
+
+    early = seen_at(datetime(2026, 3, 6, 8, 30, tzinfo=UTC))
+    late = seen_at(datetime(2027, 1, 1, 23, 59, 59, tzinfo=UTC))
+    for render in (render_rss, render_atom):
+        assert render(SPEC, early) == render(SPEC, late)
 
 
 def test_counts_never_reach_the_feed() -> None:
@@ -308,6 +331,7 @@ def test_paper_without_arxiv_id_links_to_hf_search() -> None:
     assert "dc_identifier" not in rss
     atom = parse_atom(render_atom(SPEC, [stored(paper)])).entries[0]
     assert [x.href for x in atom.links] == [link]
+    assert atom.enclosures == []
     assert "arxiv.org" not in atom.content[0].value
 
 
@@ -324,9 +348,29 @@ def test_author_fallbacks() -> None:
         stored(make_paper("2603.00002", authors=(" ", "\x00"), organization=None)),
     ]
     for render, parse in ((render_rss, parse_rss), (render_atom, parse_atom)):
-        entries = parse(render(SPEC, papers)).entries
+        data = render(SPEC, papers)
+        entries = parse(data).entries
         assert [a["name"] for a in entries[0].authors] == ["Example Lab"]
-        assert [a["name"] for a in entries[1].authors] == [UNKNOWN_AUTHORS]
+        # No named author and no organization: no author, not a placeholder name.
+        assert "authors" not in entries[1] and "author" not in entries[1]
+        assert b"Unknown" not in data
+    # The feed's own author stands in for entries without one (RFC 4287 4.1.1).
+    assert parse_atom(render_atom(SPEC, papers)).feed.author == "feedsync"
+
+
+def test_a_hub_is_linked_after_self_in_both_formats() -> None:
+    hub = "https://hub.example.org/"
+    spec = FeedSpec(SPEC.slug, SPEC.title, SPEC.description, BASE, 60, hub=hub)
+    rss = parse_rss(render_rss(spec, three_days()))
+    assert links_by_rel(rss)["hub"] == hub
+    assert links_by_rel(rss)["self"] == spec.rss_url
+    assert rss.feed.link == spec.page_url  # the channel <link> is still the page
+    atom = parse_atom(render_atom(spec, three_days()))
+    assert links_by_rel(atom) == {"self": spec.atom_url, "hub": hub, "alternate": spec.page_url}
+    rels = [e.get("rel") for e in lxml.etree.fromstring(render_atom(spec, [])) if "link" in e.tag]
+    assert rels == ["self", "hub", "alternate"]
+    with pytest.raises(ValueError, match="hub must be"):
+        FeedSpec("x", "X", "D", BASE, 60, hub="ftp://hub.example.org")
 
 
 def test_html_in_input_stays_text() -> None:

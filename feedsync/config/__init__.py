@@ -1,10 +1,13 @@
 """The configuration every command receives: plain frozen dataclasses, validated once.
 
 Rule order (later wins): built-in defaults < the TOML file < the environment
-(``FEEDSYNC_SECTION__KEY``). The two secrets, the Zotero key and the Hub token, come from
-the file or the environment, else from their secret file (``api_key_file``,
-``token_file``); the Hub token last from ``HF_TOKEN``, as the Hub's own tools read it, but
-only for a source on huggingface.co (a mirror must be given its token explicitly).
+(``FEEDSYNC_SECTION__KEY``). The secrets (the Zotero key, the Hub token, the bucket's
+secret access key) come from the file or the environment, else from their secret file
+(``api_key_file``, ``token_file``, ``secret_access_key_file``); the Hub token last from
+``HF_TOKEN``, as the Hub's own tools read it, but only for a source on huggingface.co (a
+mirror must be given its token explicitly). A bucket's credentials may also be left to the
+service's own variables (``AWS_*``), which its client reads itself (publish/objects.py).
+``output_dir`` is a folder (a ``Path``) or a bucket (a ``BucketUrl``, buckets.py).
 Relative paths are resolved against the directory of the config file, so a config behaves
 the same from any working directory. Validation (pydantic-settings, in ``settings.py``)
 reports every problem at once as one ``ConfigError``.
@@ -32,6 +35,7 @@ from urllib.parse import urlsplit
 
 from feedsync import __version__
 from feedsync.config import cron
+from feedsync.config.buckets import BucketUrl, is_url, parse_bucket_url
 from feedsync.config.names import ENV_PREFIX, REDACTED
 from feedsync.errors import ConfigError
 
@@ -39,8 +43,9 @@ DEFAULT_CONFIG = Path("config/feedsync.toml")
 CONFIG_ENV = "FEEDSYNC_CONFIG"
 KEY_ENV = "FEEDSYNC_ZOTERO__API_KEY"
 TOKEN_ENV = "FEEDSYNC_SOURCE__TOKEN"
+BUCKET_SECRET_ENV = "FEEDSYNC_PUBLISH__SECRET_ACCESS_KEY"
 HF_TOKEN_ENV = "HF_TOKEN"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: [publish], [state], bucket URLs
 
 
 class Secret:
@@ -106,6 +111,31 @@ class FeedsConfig:
     max_items: int = 50
     all_papers: bool = False
     title_prefix: str = "Daily Papers: "
+    websub_hub: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublishConfig:
+    """How to reach an s3:// bucket; what is not set here comes from the AWS_* variables."""
+
+    endpoint: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: Secret | None = field(default=None, repr=False)
+    secret_access_key_file: Path | None = None
+    timeout: float = 30.0
+    retries: int = 3
+
+    def secret(self) -> str | None:
+        return self.secret_access_key.get_secret_value() if self.secret_access_key else None
+
+
+@dataclass(frozen=True, slots=True)
+class StateConfig:
+    """Where a run with no disk keeps its store: one object, fetched at start, saved at the
+    end only if nobody saved it meanwhile."""
+
+    url: BucketUrl | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +170,14 @@ class Config:
     """The validated, immutable configuration."""
 
     data_dir: Path = Path("data")
-    output_dir: Path = Path("feeds")
+    output_dir: Path | BucketUrl = Path("feeds")
     base_url: str = "http://localhost:8080"
     source: SourceConfig = SourceConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
+    publish: PublishConfig = PublishConfig()
+    state: StateConfig = StateConfig()
     topics: Mapping[str, TopicConfig] = field(default_factory=dict)
     zotero: ZoteroConfig = ZoteroConfig()
     config_path: Path | None = None  # where it came from; not a setting
@@ -193,12 +225,15 @@ def load_config(
         _store_cached(cache, plain)
     config = _build(plain, config_path.resolve().parent)
     zotero, _ = _with_secret(config.zotero, ZOTERO_KEY, config_path, raw, overrides)
+    publish, _ = _with_secret(config.publish, BUCKET_SECRET, config_path, raw, overrides)
     source, origin = _with_secret(config.source, SOURCE_TOKEN, config_path, raw, overrides)
     if source.token is None and _on_the_hub(source.api_url) and env.get(HF_TOKEN_ENV, "").strip():
         source, origin = _replace(source, token=Secret(env[HF_TOKEN_ENV].strip())), HF_TOKEN_ENV
     if origin is not None:
         source = _replace(source, token_from=f"the token from {origin}")
-    return dataclasses.replace(config, config_path=config_path, zotero=zotero, source=source)
+    return dataclasses.replace(
+        config, config_path=config_path, zotero=zotero, source=source, publish=publish
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +249,14 @@ class SecretSpec:
 
 ZOTERO_KEY = SecretSpec("zotero", "api_key", "api_key_file", KEY_ENV, "the Zotero API key")
 SOURCE_TOKEN = SecretSpec("source", "token", "token_file", TOKEN_ENV, "the Hugging Face token")
-SECRETS = (ZOTERO_KEY, SOURCE_TOKEN)
+BUCKET_SECRET = SecretSpec(
+    "publish",
+    "secret_access_key",
+    "secret_access_key_file",
+    BUCKET_SECRET_ENV,
+    "the bucket's secret access key",
+)
+SECRETS = (ZOTERO_KEY, SOURCE_TOKEN, BUCKET_SECRET)
 
 _replace = dataclasses.replace
 
@@ -264,7 +306,7 @@ def _secret_again(
     return found, f"[{spec.section}] {spec.key}"
 
 
-_WithSecret = Any  # ZoteroConfig or SourceConfig: a section holding one secret
+_WithSecret = Any  # ZoteroConfig, SourceConfig or PublishConfig: a section with one secret
 
 
 def _with_secret(
@@ -305,6 +347,12 @@ def _build(plain: dict[str, Any], base: Path) -> Config:
     zotero.pop("api_key", None)
     if zotero.get("api_key_file"):
         zotero["api_key_file"] = resolve(zotero["api_key_file"])
+    publish = dict(plain["publish"])
+    publish.pop("secret_access_key", None)
+    if publish.get("secret_access_key_file"):
+        publish["secret_access_key_file"] = resolve(publish["secret_access_key_file"])
+    output = plain["output_dir"]
+    state = plain["state"]["url"]
     topics = {
         slug: TopicConfig(
             **{**t, "authors": tuple(t["authors"]), "organizations": tuple(t["organizations"])}
@@ -313,18 +361,22 @@ def _build(plain: dict[str, Any], base: Path) -> Config:
     }
     return Config(
         data_dir=resolve(plain["data_dir"]),
-        output_dir=resolve(plain["output_dir"]),
+        output_dir=parse_bucket_url(output) if is_url(output) else resolve(output),
         base_url=plain["base_url"],
         source=SourceConfig(**source),
         schedule=ScheduleConfig(**plain["schedule"]),
         server=ServerConfig(**plain["server"]),
         feeds=FeedsConfig(**plain["feeds"]),
+        publish=PublishConfig(**publish),
+        state=StateConfig(parse_bucket_url(state, object_key=True) if state else None),
         topics=topics,
         zotero=ZoteroConfig(**zotero),
     )
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, BucketUrl):
+        return str(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):

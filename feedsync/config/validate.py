@@ -37,6 +37,7 @@ from pydantic_settings.exceptions import SettingsError
 from pydantic_settings.sources.utils import parse_env_vars
 
 from feedsync.config import cron
+from feedsync.config.buckets import is_url, parse_bucket_url, without_credentials
 from feedsync.config.names import ENV_PREFIX, REDACTED, RESERVED_SLUGS, SLUG
 from feedsync.errors import ConfigError
 
@@ -49,6 +50,16 @@ def _http_url(value: str) -> str:
 
 
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
+def _hub_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.fragment:
+        raise ValueError("must be the hub's absolute http:// or https:// URL")
+    return value  # as given: a hub's path may need its trailing slash
+
+
+HubUrl = Annotated[str, AfterValidator(_hub_url)]
 
 
 def _valid_slug(slug: str) -> str:
@@ -75,6 +86,19 @@ def _no_nul(value: Any) -> Any:
 
 PathSetting = Annotated[Path, AfterValidator(_no_nul)]
 GlobSetting = Annotated[str, AfterValidator(_no_nul)]
+
+
+def _folder_or_bucket(value: str) -> str:
+    # A value written as a URL is a bucket, or an error: never a folder named "s3:".
+    return str(parse_bucket_url(value)) if is_url(value) else _no_nul(value)
+
+
+def _state_object(value: str) -> str:
+    return str(parse_bucket_url(value, object_key=True))
+
+
+OutputSetting = Annotated[str, AfterValidator(_folder_or_bucket)]
+StateUrl = Annotated[str, AfterValidator(_state_object)]
 
 
 class _Section(BaseModel):
@@ -139,6 +163,41 @@ class FeedsConfig(_Section):
     max_items: int = Field(50, ge=1, le=1000)
     all_papers: bool = False
     title_prefix: str = "Daily Papers: "
+    websub_hub: HubUrl | None = None
+
+
+class PublishConfig(_Section):
+    """How to reach the bucket of an ``s3://`` output_dir or state URL (gs:// and az://
+    read their service's own variables)."""
+
+    endpoint: HttpUrl | None = None
+    region: str | None = Field(None, min_length=1, max_length=64)
+    access_key_id: str | None = Field(None, min_length=1, max_length=256)
+    secret_access_key: SecretStr | None = None
+    secret_access_key_file: PathSetting | None = None
+    timeout: float = Field(30.0, gt=0, le=600)
+    retries: int = Field(3, ge=0, le=10)
+
+    @field_validator("secret_access_key")
+    @classmethod
+    def _secret_given(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("is empty (leave it out to use AWS_SECRET_ACCESS_KEY)")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> PublishConfig:
+        secret = self.secret_access_key is not None or self.secret_access_key_file is not None
+        if (self.access_key_id is not None) != secret:
+            raise ValueError(
+                "give both `access_key_id` and `secret_access_key` (or its file), or neither "
+                "to use the AWS_* variables"
+            )
+        return self
+
+
+class StateConfig(_Section):
+    url: StateUrl | None = None
 
 
 class TopicConfig(_Section):
@@ -213,14 +272,31 @@ class Config(BaseSettings):
     )
 
     data_dir: PathSetting = Path("data")
-    output_dir: PathSetting = Path("feeds")
+    output_dir: OutputSetting = "feeds"
     base_url: HttpUrl = "http://localhost:8080"
     source: SourceConfig = SourceConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     server: ServerConfig = ServerConfig()
     feeds: FeedsConfig = FeedsConfig()
+    publish: PublishConfig = PublishConfig()
+    state: StateConfig = StateConfig()
     topics: dict[Slug, TopicConfig] = Field(default_factory=dict)
     zotero: ZoteroConfig = ZoteroConfig()
+
+    @model_validator(mode="after")
+    def _state_is_not_published(self) -> Config:
+        # The store holds the Zotero library's bookkeeping and every fetch: it must never
+        # be served beside the feeds.
+        if self.state.url is None or not is_url(self.output_dir):
+            return self
+        site, state = parse_bucket_url(self.output_dir), parse_bucket_url(self.state.url)
+        inside = not site.key or state.key.startswith(site.key + "/")
+        if (site.scheme, site.bucket) == (state.scheme, state.bucket) and inside:
+            raise ValueError(
+                f"[state] url {self.state.url} is inside output_dir {self.output_dir}, so "
+                "readers could download the store: put it in another bucket or prefix"
+            )
+        return self
 
 
 class _Env(EnvSettingsSource):
@@ -272,10 +348,12 @@ def validate(data: dict[str, Any], environ: Mapping[str, str], source: Path) -> 
     plain["zotero"]["api_key"] = loaded.zotero.key()
     token = loaded.source.token
     plain["source"]["token"] = token.get_secret_value() if token else None
+    secret = loaded.publish.secret_access_key
+    plain["publish"]["secret_access_key"] = secret.get_secret_value() if secret else None
     return plain
 
 
-_SECRET_KEYS = frozenset({"api_key", "token"})
+_SECRET_KEYS = frozenset({"api_key", "token", "secret_access_key"})
 
 
 def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:
@@ -290,7 +368,7 @@ def _problem(error: Any, environ: Mapping[str, str]) -> tuple[str, str, str]:
     elif isinstance(value, dict):
         shown = ""  # the whole table; the message says what is wrong with it
     else:
-        shown = repr(value)
+        shown = repr(without_credentials(value) if isinstance(value, str) else value)
         if len(shown) > 80:
             shown = shown[:77] + "..."
     why = str(error.get("msg", "invalid")).removeprefix("Value error, ")

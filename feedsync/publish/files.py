@@ -109,7 +109,7 @@ def _discard(tmp: str | None) -> None:
             os.unlink(tmp)
 
 
-def _is_plain(name: str) -> bool:
+def is_plain(name: str) -> bool:
     return (
         bool(name)
         and not name.startswith(".")
@@ -118,7 +118,7 @@ def _is_plain(name: str) -> bool:
     )
 
 
-def _order(name: str) -> tuple[int, str]:
+def order(name: str) -> tuple[int, str]:
     if name in LAST:
         return (2 + LAST.index(name), name)
     return (1 if name.startswith("index.") else 0, name)
@@ -145,7 +145,7 @@ def _remove_stale(directory: Path, names: Iterable[str], removed: list[str]) -> 
     failures = []
     for name in sorted(set(names)):
         path = directory / name
-        if not (_is_plain(name) and name.endswith(REMOVABLE_SUFFIXES)):
+        if not (is_plain(name) and name.endswith(REMOVABLE_SUFFIXES)):
             continue  # not a name feedsync writes: never ours to delete
         if not (path.is_symlink() or path.is_file()):
             continue
@@ -172,7 +172,7 @@ def publish(
     ``owned`` is what the previous run published, as the caller recorded it. ``clock``
     (seconds since the epoch) only decides which leftover temp files are old enough to go.
     """
-    bad = sorted(name for name in files if not _is_plain(name))
+    bad = sorted(name for name in files if not is_plain(name))
     if bad:
         raise PublishError(f"refusing to publish outside {output_dir}: {', '.join(map(repr, bad))}")
     try:
@@ -187,8 +187,8 @@ def publish(
     # Every file's bytes are synced before its rename; the directory is synced once after
     # the feeds and once after the index files, so a crash can never leave an index that
     # lists a feed whose rename was lost (was: one directory sync per file).
-    ordered = sorted(files, key=_order)
-    feeds = [n for n in ordered if _order(n)[0] == 0]
+    ordered = sorted(files, key=order)
+    feeds = [n for n in ordered if order(n)[0] == 0]
     for batch in (feeds, ordered[len(feeds) :]):
         for name in batch:
             wrote = write_atomic(output_dir / name, files[name], sync_dir=False)

@@ -20,7 +20,7 @@ from typing import Any
 
 # Bump when the renderers' output changes (render/): every feed is then rendered again, and
 # every cached entry is dropped first.
-RENDER_VERSION = "1"
+RENDER_VERSION = "2"
 ALL = "all"  # the slug of the optional every-paper feed
 
 Newest = tuple[tuple[int, int], ...]  # a feed's papers, newest first: (row id, revision)

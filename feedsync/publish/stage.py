@@ -1,9 +1,14 @@
 """The publish stage: find the feeds that changed (plan.py decides), render them, write
-what changed, and record it.
+what changed to the target (a folder or a bucket: target.py), and record it.
 
-An idle pass costs one signature lookup and a stat per published file. Entries come from
-the store's cache of rendered fragments (render/fragments.py), so a paper is rendered once
-however many feeds list it. A file someone else overwrote or deleted is published again.
+An idle pass costs one signature lookup and, for a folder, a stat per published file; for
+a bucket, nothing (no request). Entries come from the store's cache of rendered fragments
+(render/fragments.py), so a paper is rendered once however many feeds list it. A file
+someone else overwrote or deleted in a folder is published again.
+
+Before anything is written, the records of the files about to be written lose their stamp
+(no longer known to be intact): a run that fails or is killed half-way leaves them to the
+next run, which writes them again, whatever it finds there.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from typing import TYPE_CHECKING
 from feedsync.config import Config
 from feedsync.match.topics import Topic
 from feedsync.publish import plan as planning
-from feedsync.publish.files import PublishReport, publish
+from feedsync.publish.files import PublishReport
 from feedsync.publish.plan import ALL, RENDER_VERSION, Feed
+from feedsync.publish.target import Folder, Target
 from feedsync.store import Store
 
 # The renderers (feedgen, lxml) load only once some feed has to be rendered: an idle pass
@@ -32,10 +38,11 @@ INDEX_PAPERS = 10  # papers per topic on the index page
 
 @dataclass(frozen=True, slots=True)
 class Published:
-    """What the stage did: the files, and the slugs of the feeds it rendered."""
+    """What the stage did: the files, the slugs of the feeds it rendered, and where."""
 
     files: PublishReport
     rendered: frozenset[str]
+    where: str = ""
 
 
 def feed_spec(config: Config, slug: str, title: str, description: str) -> FeedSpec:
@@ -47,6 +54,7 @@ def feed_spec(config: Config, slug: str, title: str, description: str) -> FeedSp
         description=description,
         base_url=config.base_url,
         ttl=ttl_minutes(config),
+        hub=config.feeds.websub_hub,
     )
 
 
@@ -56,11 +64,22 @@ def ttl_minutes(config: Config) -> int:
     return max(15, min(minutes, 1440))
 
 
-def render_and_publish(config: Config, store: Store, topics: Sequence[Topic]) -> Published:
-    """Render the feeds whose papers or settings changed, and publish what changed."""
-    previous = store.published()
-    out = config.output_dir
-    intact = {name for name in previous if _intact(out, name, previous)}
+def render_and_publish(
+    config: Config,
+    store: Store,
+    topics: Sequence[Topic],
+    target: Target | None = None,
+    *,
+    recheck: bool = False,
+) -> Published:
+    """Render the feeds whose papers or settings changed, and publish what changed.
+
+    ``recheck`` (``run --refresh``) trusts no record: every feed is rendered again, and
+    written where its bytes differ on disk, or uploaded again to a bucket.
+    """
+    target = target or target_of(config)
+    previous = store.published() if target.owns(store.get_value("published:target")) else {}
+    intact = set() if recheck else {n for n, r in previous.items() if target.intact(n, r)}
     signature = planning.run_signature(
         [
             store.seq,
@@ -69,11 +88,13 @@ def render_and_publish(config: Config, store: Store, topics: Sequence[Topic]) ->
             config.feeds.title_prefix,
             config.feeds.all_papers,
             config.feeds.max_items,
+            config.feeds.websub_hub,
             [(t.slug, t.title, t.description, t.max_items, t.signature) for t in topics],
         ]
     )
     if planning.idle(signature, store.get_value("rendered:all-feeds"), previous, intact):
-        return Published(PublishReport(unchanged=tuple(sorted(previous))), frozenset())
+        unchanged = PublishReport(unchanged=tuple(sorted(previous)))
+        return Published(unchanged, frozenset(), target.where)
 
     feeds = _feeds(config, store, topics)
     states = store.topic_states()
@@ -87,7 +108,13 @@ def render_and_publish(config: Config, store: Store, topics: Sequence[Topic]) ->
     chosen = planning.plan(feeds, last, intact, store.get_value("rendered:index"))
     files = _render(config, store, topics, feeds, chosen)
 
-    result = publish(out, files, owned=set(previous) - chosen.kept)
+    # From here until the records are saved, the files being written are not known intact.
+    unsure = {name: (sha, None) for name, (sha, _) in previous.items() if name in files}
+    store.save_published({**previous, **unsure})
+    store.set_value("published:target", target.identity)
+    result, stamps = target.publish(
+        files, previous=previous, intact=intact, owned=set(previous) - chosen.kept
+    )
     rendered = chosen.rendered
     store.save_rendered({slug: sig for slug, sig in rendered.items() if slug != ALL})
     if ALL in rendered:
@@ -95,14 +122,20 @@ def render_and_publish(config: Config, store: Store, topics: Sequence[Topic]) ->
     store.set_value("rendered:index", chosen.index_signature)
     now_published = {name: previous[name] for name in chosen.kept if name in previous}
     now_published.update(
-        {
-            name: (hashlib.sha256(data).hexdigest(), _stamp(out / name))
-            for name, data in files.items()
-        }
+        {name: (hashlib.sha256(data).hexdigest(), stamps[name]) for name, data in files.items()}
     )
     store.save_published(now_published)
     store.set_value("rendered:all-feeds", signature)
-    return Published(result, frozenset(rendered))
+    return Published(result, frozenset(rendered), target.where)
+
+
+def target_of(config: Config) -> Target:
+    """The folder or the bucket of ``output_dir``; the bucket's code loads only then."""
+    if isinstance(config.output_dir, Path):
+        return Folder(config.output_dir)
+    from feedsync.publish.bucket import Bucket
+
+    return Bucket(config.output_dir, config)
 
 
 def _feeds(config: Config, store: Store, topics: Sequence[Topic]) -> list[Feed]:
@@ -150,20 +183,6 @@ def _render(
 def index_title(config: Config) -> str:
     prefix = config.feeds.title_prefix.strip(" :")
     return f"{prefix} feeds" if prefix else "feedsync feeds"
-
-
-def _stamp(path: Path) -> str | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return f"{st.st_mtime_ns}-{st.st_size}"
-
-
-def _intact(out: Path, name: str, published: dict[str, tuple[str, str | None]]) -> bool:
-    """Is ``name`` still the file we published (not deleted, not overwritten by anyone)?"""
-    known = published.get(name)
-    return known is not None and known[1] is not None and _stamp(out / name) == known[1]
 
 
 def _entries(store: Store, wanted: dict[int, int], keep: Iterable[int]) -> dict[int, Fragment]:

@@ -8,14 +8,24 @@ readers keep their ETag. Rule order for every entry:
 2. Ids are per-topic tag URIs (``tag:<host>,2026:<slug>/<key>``, RFC 4151), because
    newsboat and Zotero treat ids globally and would hide a paper listed in two topics.
    They never contain a title, a date or an arXiv version.
-3. Dates come from the data: published = featured day (00:00 UTC), else the arXiv date,
-   else first seen; updated = max(published, changed), and ``changed`` only moves when a
-   displayed field changes. The feed's date is the newest entry's, or the epoch if empty.
-4. Entries have exactly one link (arXiv abstract, else a Hugging Face search), because
-   feedgen drops ``rel`` on extra Atom entry links (feedgen #135).
-5. Live counts (upvotes, comments) are never rendered: they would re-flag entries unread.
-6. The entry HTML is built with ``html.escape`` from escaped parts only, and only http(s)
+3. Dates come from the data alone, never from the store's clock: published = updated =
+   the featured day (00:00 UTC), else the arXiv date. The feed's date (Atom ``updated``,
+   RSS ``lastBuildDate``) is the newest entry's, or the epoch if empty. So two stores
+   built at different times from the same digests write the same bytes. Only a paper
+   whose digest gives no date at all (a plain-text copy imported without a day) falls
+   back to when the store first saw it: nothing else is known of it.
+4. Entries have one alternate link (arXiv abstract, else a Hugging Face search) and, with
+   an arXiv id, the PDF as an enclosure: ``<enclosure>`` in RSS, ``<link rel="enclosure">``
+   in Atom. feedgen drops ``rel`` on extra Atom entry links (feedgen #135), so that one
+   is added by an entry extension of ours (``_AtomEnclosure``).
+5. Authors are the paper's named authors, else its organization, else none: no
+   placeholder name (the feed's own author, feedsync, covers RFC 4287's rule).
+6. Live counts (upvotes, comments) are never rendered: they would re-flag entries unread.
+7. The entry HTML is built with ``html.escape`` from escaped parts only, and only http(s)
    URLs become links.
+8. With a WebSub hub, the feed links to it (``rel="hub"``: an Atom link, an atom:link in
+   RSS) right after its ``rel="self"``, so the channel header is the same whatever the
+   entries, and spliced feeds (fragments.py) stay byte-identical to whole renders.
 
 RSS and Atom use separate FeedGenerators, so each gets its own ``rel="self"`` link and the
 RSS channel ``<link>`` (feedgen takes the last link added) is the HTML page.
@@ -44,9 +54,10 @@ TAG_DATE = "2026"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 HF_SEARCH = "https://huggingface.co/papers?q="
 OPML_DOCS = "http://opml.org/spec2.opml"
-UNKNOWN_AUTHORS = "Unknown authors"
 UNTITLED = "Untitled paper"
 GENERATOR = "feedsync"  # no version: an upgrade alone must not rewrite every feed
+PDF_TYPE = "application/pdf"
+_ATOM_NS = "http://www.w3.org/2005/Atom"
 
 _BLANK_LINES = re.compile(r"\n\s*\n")
 # DEL and the C1 controls (NEL aside, which is whitespace) are legal XML but discouraged
@@ -67,6 +78,7 @@ class FeedSpec:
     ``tag_authority`` is the host in entry ids; it defaults to ``base_url``'s host and
     should be pinned in config before moving the feeds to another host, since ids must
     not change when feeds are relocated (RFC 4287 §4.2.6).
+    ``hub`` is the WebSub hub readers may subscribe at (rule 8), if any.
     """
 
     slug: str
@@ -76,6 +88,7 @@ class FeedSpec:
     ttl: int
     html_url: str | None = None
     tag_authority: str | None = None
+    hub: str | None = None
 
     def __post_init__(self) -> None:
         # Frozen, so normalize once here: str() also accepts pydantic's HttpUrl, which
@@ -89,6 +102,8 @@ class FeedSpec:
             object.__setattr__(self, "html_url", f"{self.base_url}/index.html#{self.slug}")
         elif http_url(self.html_url) is None:
             raise ValueError(f"html_url must be an absolute http(s) URL, not {self.html_url!r}")
+        if self.hub is not None and http_url(self.hub) is None:
+            raise ValueError(f"hub must be an absolute http(s) URL, not {self.hub!r}")
 
     @property
     def rss_url(self) -> str:
@@ -201,15 +216,12 @@ def _utc(moment: datetime) -> datetime:
 
 
 def published_at(stored: StoredPaper) -> datetime:
-    """Featured day at 00:00 UTC, else the arXiv date, else when feedsync first saw it."""
+    """Featured day at 00:00 UTC, else the arXiv date; when the digest gave neither, when
+    the store first saw it (rule 3)."""
     paper = stored.paper
     if paper.featured is not None:
         return datetime.combine(paper.featured, time(0, 0), tzinfo=UTC)
     return _utc(paper.published or stored.first_seen)
-
-
-def updated_at(stored: StoredPaper) -> datetime:
-    return max(published_at(stored), _utc(stored.changed))
 
 
 def featured_day(stored: StoredPaper) -> date:
@@ -264,14 +276,14 @@ def prepare_entry(stored: StoredPaper) -> Entry:
     published = published_at(stored)
     abstract = paragraphs(paper.abstract)
     names = author_names(paper)
-    # Readers need a name per entry: the organization, else a placeholder.
-    credited = names or (clean(paper.organization) or UNKNOWN_AUTHORS,)
+    organization = clean(paper.organization)
+    credited = names or ((organization,) if organization else ())
     return Entry(
         key=_tag_part(paper.key),
         title=clean(paper.title) or UNTITLED,
         link=paper_link(paper),
         published=published,
-        updated=updated_at(stored),
+        updated=published,
         authors=credited,
         keywords=tuple(clean(k) for k in paper.ai_keywords),
         summary="\n\n".join(abstract) or clean(paper.ai_summary),
@@ -292,6 +304,52 @@ _prepared = functools.lru_cache(maxsize=2048)(prepare_entry)
 # --- feeds ----------------------------------------------------------------------------------
 
 
+class _HubLink:
+    """A feedgen feed extension: the WebSub hub link, placed right after ``rel="self"``
+    (an Atom ``<link>``, an ``<atom:link>`` in RSS), wherever feedgen put that."""
+
+    href = ""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_atom(self, feed: Any) -> Any:
+        self._after_self(feed, "link", {"href": self.href, "rel": "hub"})
+        return feed
+
+    def extend_rss(self, rss: Any) -> Any:
+        tag = f"{{{_ATOM_NS}}}link"
+        self._after_self(rss.find("channel"), tag, {"href": self.href, "rel": "hub"})
+        return rss
+
+    @staticmethod
+    def _after_self(parent: Any, tag: str, attributes: dict[str, str]) -> None:
+        from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs
+
+        own = next(e for e in parent.iterfind(tag) if e.get("rel") == "self")
+        own.addnext(etree.Element(tag, attributes))
+
+
+class _AtomEnclosure:
+    """A feedgen entry extension: the PDF as ``<link rel="enclosure">`` after the entry's
+    link (feedgen drops ``rel`` on every entry link it writes itself)."""
+
+    href = ""
+
+    def extend_ns(self) -> dict[str, str]:
+        return {}
+
+    def extend_rss(self, item: Any) -> Any:
+        return item
+
+    def extend_atom(self, entry: Any) -> Any:
+        from lxml import etree  # type: ignore[import-untyped, unused-ignore]  # no stubs
+
+        link = etree.Element("link", {"href": self.href, "rel": "enclosure", "type": PDF_TYPE})
+        entry.find("link").addnext(link)
+        return entry
+
+
 def _feed(spec: FeedSpec, updated: datetime, self_url: str, self_type: str) -> Any:
     # Imported here: commands that render nothing (an idle run) never load feedgen.
     from feedgen.feed import FeedGenerator
@@ -310,6 +368,9 @@ def _feed(spec: FeedSpec, updated: datetime, self_url: str, self_type: str) -> A
     fg.link(href=self_url, rel="self", type=self_type)
     fg.link(href=spec.page_url, rel="alternate", type="text/html")
     fg.updated(updated)
+    if spec.hub:
+        fg.register_extension("websub", _HubLink, None)
+        fg.websub.href = xml_safe(spec.hub)
     return fg
 
 
@@ -345,7 +406,7 @@ def add_rss_entry(fg: Any, entry: Entry, entry_id: str, topic_term: str) -> None
     fe = _base_entry(fg, entry, entry_id, topic_term)
     fe.description(entry.html)
     if entry.pdf_url:
-        fe.enclosure(entry.pdf_url, 0, "application/pdf")
+        fe.enclosure(entry.pdf_url, 0, PDF_TYPE)
     dc = fe.dc
     for name in entry.authors:
         dc.dc_creator(name)
@@ -361,6 +422,9 @@ def add_atom_entry(fg: Any, entry: Entry, entry_id: str, topic_term: str) -> Non
     if entry.summary:
         fe.summary(entry.summary)
     fe.content(entry.html, type="html")
+    if entry.pdf_url:
+        fe.register_extension("pdf", _AtomEnclosure, atom=True, rss=False)
+        fe.pdf.href = entry.pdf_url
 
 
 def render_rss(spec: FeedSpec, papers: Sequence[StoredPaper]) -> bytes:

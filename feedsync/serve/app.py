@@ -10,6 +10,9 @@ Rules, in order:
 4. The ETag is a hash of the bytes, so an identical rewrite keeps it; gzip is a separate,
    strong representation (its own ETag) and every answer says ``Vary: Accept-Encoding``.
    ``If-None-Match`` wins over ``If-Modified-Since`` (RFC 9110 13.1.3).
+5. With a WebSub hub (``[feeds] websub_hub``), a feed's answers carry ``Link: <hub>;
+   rel="hub", <its public URL>; rel="self"``, as WebSub discovery asks of a publisher
+   (some hubs distribute only topics whose answers have them).
 
 Files are small and change at most once per run, so bytes, hashes and the gzip form are
 cached by (path, mtime, size): a 304 or a cached 200 does no disk reads beyond one stat.
@@ -34,18 +37,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from feedsync.config import Config
+from feedsync.errors import ConfigError
+from feedsync.publish.headers import CONTENT_TYPES, FEED_SUFFIXES, cache_control
 from feedsync.serve.health import health_report
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPES = {
-    ".rss": "application/rss+xml; charset=utf-8",
-    ".atom": "application/atom+xml; charset=utf-8",
-    ".opml": "text/x-opml; charset=utf-8",
-    ".html": "text/html; charset=utf-8",
-    ".xml": "application/xml; charset=utf-8",
-    ".json": "application/json; charset=utf-8",
-}
 MAX_CACHED = 512  # files; the output of a hundred topics is about 200
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -118,10 +115,21 @@ class FileCache:
         return entry
 
 
+def served_folder(config: Config) -> Path:
+    """``output_dir``, which this server can serve only when it is a folder."""
+    if isinstance(config.output_dir, Path):
+        return config.output_dir
+    raise ConfigError(
+        f"output_dir is a bucket ({config.output_dir}): `feedsync serve` serves a folder; "
+        "readers get the feeds from the bucket, or the CDN in front of it, at base_url"
+    )
+
+
 def create_app(config: Config) -> Starlette:
-    cache = FileCache(config.output_dir)
-    max_age = max(60, min(int(config.schedule.period.total_seconds()), 86400))
-    cache_control = f"public, max-age={max_age}"
+    cache = FileCache(served_folder(config))
+    caching = cache_control(config.schedule.period)
+    hub = config.feeds.websub_hub
+    base_url = str(config.base_url).rstrip("/")
 
     async def healthz(request: Request) -> Response:
         healthy, payload = health_report(config)
@@ -143,10 +151,13 @@ def create_app(config: Config) -> Starlette:
         headers = {
             "ETag": etag,
             "Last-Modified": entry.last_modified,
-            "Cache-Control": cache_control,
+            "Cache-Control": caching,
             "Vary": "Accept-Encoding",
             **SECURITY_HEADERS,
         }
+        if hub and real.endswith(FEED_SUFFIXES):
+            own = f"{base_url}/{request.url.path.lstrip('/')}"
+            headers["Link"] = f'<{hub}>; rel="hub", <{own}>; rel="self"'
         if _not_modified(request, entry, etag):
             return Response(status_code=304, headers=headers)
         body = entry.gzipped if wants_gzip else entry.body

@@ -194,6 +194,7 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
             )
 
     def _migrate(self) -> None:
+        self.migrated = False  # whether opening it applied a migration
         (version,) = self._db.execute("PRAGMA user_version").fetchone()
         if version > len(MIGRATIONS):
             raise StorageError(
@@ -201,6 +202,7 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
                 f"feedsync knows ({len(MIGRATIONS)}); upgrade feedsync"
             )
         for number in range(version + 1, len(MIGRATIONS) + 1):
+            self.migrated = True
             with self._transaction():
                 # Two processes may open a new store at once (a daemon and a `run`): look
                 # again under the write lock, the other may have applied this one already.
@@ -215,8 +217,18 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
         return Transaction(self._db, self.path)
 
     @property
+    def changes(self) -> int:
+        """Rows this connection has inserted, updated or deleted since it was opened."""
+        return self._db.total_changes
+
+    @property
     def schema_version(self) -> int:
         return int(self._db.execute("PRAGMA user_version").fetchone()[0])
+
+    def snapshot(self, into: Path) -> None:
+        """A consistent copy of the whole store as one compact file (no WAL beside it),
+        taken while it may be in use; ``into`` must not exist yet."""
+        self._db.execute("VACUUM INTO ?", (str(into),))
 
     def integrity_check(self) -> str:
         return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])

@@ -82,3 +82,24 @@ for n in range(int(sys.argv[5])):
     os.replace(path + ".tmp", path)
 """
 )
+
+# The same uploads as a bucket run's, with obstore alone: one client, one PUT per file with
+# its two headers, nothing decided, rendered or recorded. argv: endpoint, bucket, prefix,
+# access key, secret key, the folder holding the files, then their names.
+LEAST_BUCKET_UPLOAD = """
+import os, sys
+import obstore
+from obstore.store import S3Store
+endpoint, bucket, prefix, key, secret, folder = sys.argv[1:7]
+store = S3Store(bucket, prefix=prefix, endpoint=endpoint, region="us-east-1",
+    virtual_hosted_style_request=False, client_options={"allow_http": True},
+    credential_provider=lambda: {"access_key_id": key, "secret_access_key": secret,
+                                 "token": None, "expires_at": None})
+types = {".rss": "application/rss+xml; charset=utf-8", ".atom": "application/atom+xml; charset=utf-8",
+         ".opml": "text/x-opml; charset=utf-8", ".html": "text/html; charset=utf-8"}
+for name in sys.argv[7:]:
+    with open(os.path.join(folder, name), "rb") as f:
+        data = f.read()
+    headers = {"Content-Type": types[os.path.splitext(name)[1]], "Cache-Control": "public, max-age=3600"}
+    obstore.put(store, name, data, attributes=headers, use_multipart=False)
+"""

@@ -152,6 +152,24 @@ def _daemon_run_walls(ctx: Context, runs: int) -> list[float]:
     return [float(m) for m in re.findall(r" run ok in ([\d.]+) s", proc.stderr)]
 
 
+def _fresh_papers(ctx: Context, rng: random.Random, serial: int) -> list[dict[str, Any]]:
+    """``new_papers`` made-up papers for today, ids from ``serial`` + 1 on."""
+    today = max(ctx.archive.days)
+    fresh = []
+    for n in range(ctx.size.new_papers):
+        words = rng.sample(ctx.archive.vocabulary[30:1500], 12)
+        fresh.append(
+            entry(
+                f"{today:%y%m}.{serial + n + 1:05d}",
+                " ".join(words).capitalize(),
+                today,
+                abstract=" ".join(rng.choices(ctx.archive.vocabulary[:2000], k=180)),
+                keywords=tuple(rng.sample(ctx.archive.keywords, 5)),
+            )
+        )
+    return fresh
+
+
 def new_papers_run(ctx: Context) -> dict[str, Any]:
     """Hourly run with new papers on today's page."""
     version = _version_wall(ctx)
@@ -162,19 +180,8 @@ def new_papers_run(ctx: Context) -> dict[str, Any]:
     feeds = ctx.config.parent / "feeds"  # type: ignore[union-attr]
     serial = 90000
     for _ in range(ctx.size.repeats):
-        fresh = []
-        for _ in range(ctx.size.new_papers):
-            serial += 1
-            words = rng.sample(ctx.archive.vocabulary[30:1500], 12)
-            fresh.append(
-                entry(
-                    f"{today:%y%m}.{serial:05d}",
-                    " ".join(words).capitalize(),
-                    today,
-                    abstract=" ".join(rng.choices(ctx.archive.vocabulary[:2000], k=180)),
-                    keywords=tuple(rng.sample(ctx.archive.keywords, 5)),
-                )
-            )
+        fresh = _fresh_papers(ctx, rng, serial)
+        serial += len(fresh)
         ctx.hf.set_day(today, ctx.hf.state.days.get(today, []) + fresh)
         ctx.hf.reset_log()
         before = time.time()
@@ -538,6 +545,132 @@ def daemon_memory(ctx: Context) -> dict[str, Any]:
     }
 
 
+def _written(stdout: str) -> int:
+    found = re.search(r"files: (\d+) written", stdout)
+    return int(found[1]) if found else 0
+
+
+def bucket_publish(ctx: Context) -> dict[str, Any]:
+    """Hourly run with new papers published to a bucket (SeaweedFS), against a folder."""
+    from tests.fakes.seaweed import ACCESS_KEY, SECRET_KEY, Seaweed
+
+    assert ctx.config is not None
+    server = Seaweed(Path(tempfile.mkdtemp(prefix="seaweed-", dir=ctx.workdir))).start()
+    try:
+        server.create_bucket("bench")
+        return _bucket_publish(ctx, server, ACCESS_KEY, SECRET_KEY)
+    finally:
+        server.stop()
+
+
+def _install_copy(ctx: Context, name: str, extra: str, output_dir: str) -> Path:
+    """A copy of the backfilled installation (its store and feeds) with its own config."""
+    assert ctx.config is not None
+    home = ctx.workdir / name
+    shutil.copytree(ctx.config.parent / "data", home / "data")
+    shutil.copytree(ctx.config.parent / "feeds", home / "feeds")
+    config = write_config(home, ctx.hf.url, ctx.queries, extra)
+    text = config.read_text(encoding="utf-8").replace(
+        'output_dir = "feeds"', f'output_dir = "{output_dir}"'
+    )
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def _bucket_publish(ctx: Context, server: Any, key: str, secret: str) -> dict[str, Any]:
+    version = _version_wall(ctx)
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("AWS_") and "proxy" not in k.lower()
+    }
+    publish = (
+        f'[publish]\nendpoint = "{server.endpoint}"\naccess_key_id = "{key}"\n'
+        f'secret_access_key = "{secret}"\n'
+    )
+    folder = _install_copy(ctx, "to-folder", "", "feeds")
+    bucket = _install_copy(ctx, "to-bucket", publish, "s3://bench/feeds")
+    first = run_measured([*FEEDSYNC, "--config", str(bucket), "run"], env)  # uploads everything
+    assert first.returncode == 0, first.stderr[-2000:]
+    today = max(ctx.archive.days)
+    original = list(ctx.hf.state.days.get(today, []))
+    rng = random.Random(9)
+    serial = 95000
+    walls: dict[str, list[float]] = {"folder": [], "bucket": []}
+    written: list[int] = []
+    before = 0.0
+    for _ in range(ctx.size.repeats):
+        fresh = _fresh_papers(ctx, rng, serial)
+        serial += len(fresh)
+        ctx.hf.set_day(today, ctx.hf.state.days.get(today, []) + fresh)
+        before = time.time()
+        time.sleep(0.01)
+        for kind, config in (("folder", folder), ("bucket", bucket)):
+            m = run_measured([*FEEDSYNC, "--config", str(config), "run"], env)
+            assert m.returncode == 0, m.stderr[-2000:]
+            walls[kind].append(m.wall)
+            if kind == "bucket":
+                written.append(_written(m.stdout))
+    idle = run_measured([*FEEDSYNC, "--config", str(bucket), "run"], env)
+    assert idle.returncode == 0 and _written(idle.stdout) == 0, idle.stderr[-2000:]
+    ctx.hf.set_day(today, original)
+    # The least program: the files the last runs changed, PUT by obstore alone.
+    feeds = folder.parent / "feeds"
+    names = sorted(p.name for p in feeds.iterdir() if p.stat().st_mtime > before)
+    least = _floor_ratio(
+        ctx,
+        floors.LEAST_BUCKET_UPLOAD,
+        server.endpoint,
+        "bench",
+        "least",
+        key,
+        secret,
+        str(folder.parent / "feeds"),
+        *names,
+    )
+    state = _state_figures(ctx, server, publish, env)
+    to_folder, to_bucket = _median(walls["folder"]), _median(walls["bucket"])
+    files = int(_median([float(w) for w in written]))
+    return {
+        "name": f"{ctx.size.new_papers} new papers to a bucket",
+        "result": f"{to_bucket:.3f} s = {to_bucket / version:.2f}x (folder {to_folder / version:.2f}x)",
+        "target": "reported",
+        "bucket_wall_s": round(to_bucket, 3),
+        "folder_wall_s": round(to_folder, 3),
+        "bucket_ratio": round(to_bucket / version, 2),
+        "folder_ratio": round(to_folder / version, 2),
+        "files_uploaded": files,
+        "first_upload_files": _written(first.stdout),
+        "first_upload_wall_s": round(first.wall, 3),
+        "idle_bucket_wall_s": round(idle.wall, 3),
+        "least_upload_ratio": round(least, 2),
+        "least_upload_files": len(names),
+        **state,
+        "details": f"{files} PUTs; a folder run {to_folder:.3f} s; the first upload of "
+        f"{_written(first.stdout)} files {first.wall:.2f} s; an idle run {idle.wall:.3f} s; "
+        f"obstore alone PUTting the last run's {len(names)} changed files {least:.2f}x "
+        f"--version; state object {state['state_mb']} MB: an idle run on a fresh machine "
+        f"{state['state_fresh_wall_s']} s, with data_dir kept {state['state_kept_wall_s']} s",
+    }
+
+
+def _state_figures(ctx: Context, server: Any, publish: str, env: dict[str, str]) -> dict[str, Any]:
+    """The store in the bucket too: its size, and an idle run on a fresh and a kept machine."""
+    state = '[state]\nurl = "s3://bench/state/feedsync.sqlite3"\n'
+    config = _install_copy(ctx, "with-state", publish + state, "s3://bench/state-feeds")
+    first = run_measured([*FEEDSYNC, "--config", str(config), "run"], env)  # uploads the store
+    assert first.returncode == 0, first.stderr[-2000:]
+    size = (config.parent / "data" / "feedsync.sqlite3").stat().st_size
+    kept = run_measured([*FEEDSYNC, "--config", str(config), "run"], env)
+    assert kept.returncode == 0, kept.stderr[-2000:]
+    shutil.rmtree(config.parent / "data")  # a fresh machine: nothing but the config
+    fresh = run_measured([*FEEDSYNC, "--config", str(config), "run"], env)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    return {
+        "state_mb": round(size / 1e6, 1),
+        "state_fresh_wall_s": round(fresh.wall, 3),
+        "state_kept_wall_s": round(kept.wall, 3),
+    }
+
+
 ALL: list[tuple[int, Callable[[Context], dict[str, Any]]]] = [
     (1, backfill),
     (2, idle_run),
@@ -547,4 +680,5 @@ ALL: list[tuple[int, Callable[[Context], dict[str, Any]]]] = [
     (6, serving),
     (7, zotero),
     (8, daemon_memory),
+    (9, bucket_publish),
 ]
