@@ -368,6 +368,8 @@ def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path)
     db.executemany("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", [(1,), (3,), (5,)])
     db.execute("DROP TABLE word_segments")  # and without migration 6's table
     db.execute("DROP TABLE papers_fts")  # nor 7's
+    db.execute("DROP TABLE search_terms")
+    db.execute("DROP TABLE search_odd")
     db.execute("PRAGMA user_version = 4")
     db.close()
     assert len(store_module.MIGRATIONS) >= 6
@@ -519,13 +521,16 @@ _upserts = st.lists(
 @given(_upserts)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_the_full_text_table_is_what_a_rebuild_gives(upserts: list[Any]) -> None:
-    """New papers, changed titles, abstracts, authors and organizations: after any series
-    of upserts, the table holds exactly the words a table built afresh from the papers
-    would (a 'delete' with values other than those inserted would leave stale words)."""
+    """New papers, changed titles, abstracts, authors and organizations, some before the
+    table holds them: after any series of upserts, the table holds exactly the words a table
+    built afresh from the papers would (a 'delete' with values other than those inserted
+    would leave stale words), and the same rows marked as not plain ASCII."""
     from feedsync.store import search
 
     with Store(Path(":memory:")) as store:
-        for arxiv_id, title, abstract, authors, org in upserts:
+        for n, (arxiv_id, title, abstract, authors, org) in enumerate(upserts):
+            if n % 3 == 2:
+                store.search_ready()  # some papers are in the table before they change
             store.upsert(
                 [
                     api_paper(
@@ -537,30 +542,41 @@ def test_the_full_text_table_is_what_a_rebuild_gives(upserts: list[Any]) -> None
                     )
                 ]
             )
+        store.search_ready()
         db = store._db
         kept = search.instances(db)
-        db.execute(search.EMPTY)
-        db.execute(search.FILL)
+        terms = {tuple(r) for r in db.execute("SELECT * FROM search_terms")}
+        odd = [tuple(r) for r in db.execute("SELECT * FROM search_odd")]
+        store.set_value(search.UNICODE_KEY, "rebuild")
+        store.search_ready()
         assert kept == search.instances(db)
+        # Words stay when text changes (the screen only needs every word there is).
+        assert {tuple(r) for r in db.execute("SELECT * FROM search_terms")} <= terms
+        assert odd == [tuple(r) for r in db.execute("SELECT * FROM search_odd")]
 
 
 def test_a_store_without_its_full_text_table_gets_one(tmp_path: Path) -> None:
-    """Opening fills the table, from a store of the last schema without one (and again when
-    Python's Unicode version is not the one it was filled with)."""
+    """A store of the last schema without the table gets it, filled when first needed; and
+    filled again when Python's Unicode version is not the one it was filled with."""
     from feedsync.store import search
 
     path = tmp_path / "s.sqlite3"
     with Store(path) as store:
         store.upsert([api_paper(title="Lattice Sketches"), api_paper("2603.09999", title="Robots")])
+        assert store.search_ready() == 2 and store.search_ready() == 0
         before = search.instances(store._db)
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("DROP TABLE papers_fts")
-    db.execute("DELETE FROM meta WHERE name = 'fts-unicode'")
+    db.execute("DROP TABLE search_terms")
+    db.execute("DROP TABLE search_odd")
+    db.execute("DELETE FROM meta WHERE name LIKE 'fts-%'")
     db.execute("PRAGMA user_version = 6")
     db.close()
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS)
+        assert store.search_ready() == 2
         assert search.instances(store._db) == before and before
-        store.set_value("fts-unicode", "1.0.0")  # as if filled by another Python
+        store.set_value(search.UNICODE_KEY, "1.0.0")  # as if filled by another Python
     with Store(path) as store:
+        assert store.search_ready() == 2
         assert search.instances(store._db) == before

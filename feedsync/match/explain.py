@@ -21,6 +21,7 @@ def explain(store: Store, node: Node, papers: Mapping[int, Paper]) -> dict[int, 
     e.g. ``reason*→reasoning``; empty for a paper it does not hold for."""
     from feedsync.query.sql import to_sql
 
+    store.search_ready()
     ids = set(papers)
     holds: dict[Leaf, Collection[int]] = {}
     for leaf in node.leaves():

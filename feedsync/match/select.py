@@ -13,27 +13,29 @@ def select_all(store: Store, topics: Sequence[Topic]) -> dict[str, set[int]]:
     """Every stored paper each topic selects, by slug."""
     from feedsync.query.sql import to_sql
 
+    store.search_ready()
     found = {}
     for topic in topics:
         sql = to_sql(topic.query.node)
-        found[topic.slug] = store.select(sql.where, sql.params)
+        if sql.match is not None:  # the full-text table alone answers it
+            found[topic.slug] = store.select_matching(sql.match)
+        else:
+            found[topic.slug] = store.select(sql.where, sql.params)
     return found
 
 
 def select_changed(
     store: Store, topics: Sequence[Topic], since_seq: int
 ) -> tuple[set[int], dict[str, set[int]]]:
-    """The papers changed after ``since_seq``, and those of them each topic selects."""
+    """The papers changed after ``since_seq``, and those of them each topic selects: the
+    same SQL, asked of a full-text table of those papers alone."""
     from feedsync.query.sql import to_sql
 
-    changed = store.changed_ids(since_seq)
-    if not changed:
-        return changed, {topic.slug: set() for topic in topics}
-    # The full-text table is asked only from the oldest changed row on: an hourly run's
-    # new papers are the newest rows, so each MATCH reads the end of its lists only.
-    floor = min(changed)
     found = {}
-    for topic in topics:
-        sql = to_sql(topic.query.node, floor=floor)
-        found[topic.slug] = store.select(sql.where, sql.params, since_seq=since_seq)
+    with store.changed_table(since_seq) as (table, changed):
+        for topic in topics:
+            sql = to_sql(topic.query.node, table=table)
+            found[topic.slug] = (
+                store.select(sql.where, sql.params, among=changed) if changed else set()
+            )
     return changed, found

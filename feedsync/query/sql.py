@@ -11,19 +11,20 @@ Rules, in order:
    upvotes comparison become SQL around MATCH subqueries: ``p.id IN (SELECT rowid ...)``.
 3. ``upvotes:`` compares ``coalesce(p.upvotes, 0)``.
 4. A regex runs, through the function ``feedsync_regex`` the store registers, on the raw
-   values of each of its fields; when every match must contain some literal text, a LIKE
-   on the column screens the rows first (SQLite's LIKE ignores ASCII case only, so a row
-   holding one of the two other characters RE2 folds to an ASCII letter, ſ and the Kelvin
-   sign, is always let through to the regex).
+   values of each of its fields. When each of its matches must contain a word-like
+   literal (letters and digits, three or more), the rows are screened first: those with a
+   word (``search_terms``) holding that literal in one of the regex's columns, and those
+   whose text there is not plain ASCII (``search_odd``: the words SQLite made of it may
+   not be what the screen assumes, so the regex decides). See store/search.py.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from feedsync.query.regexes import FOLD_CHARS, required_literals
+from feedsync.query.regexes import literal_words, required_literals
 from feedsync.query.tree import And, Node, Not, Or, Phrase, Prefix, Regex, Term, Upvotes
-from feedsync.query.words import DEFAULT_FIELDS
+from feedsync.query.words import DEFAULT_FIELDS, FIELDS
 
 FTS_TABLE = "papers_fts"
 # A query field's papers column, and whether it holds a JSON list of values.
@@ -40,17 +41,20 @@ _OPS = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "=": "="}
 
 @dataclass(frozen=True, slots=True)
 class Sql:
-    """A condition over ``papers p``, and its parameters in order."""
+    """A condition over ``papers p`` and its parameters in order; ``match``, when the whole
+    query is one FTS5 MATCH expression, which the store can then run alone."""
 
     where: str
     params: tuple[object, ...]
+    match: str | None = None
 
 
-def to_sql(node: Node, *, floor: int | None = None) -> Sql:
-    """The condition that holds for the papers ``node`` matches. ``floor``: only rows from
-    that id on are asked of the full-text table (an hourly run's new papers)."""
+def to_sql(node: Node, *, table: str = FTS_TABLE) -> Sql:
+    """The condition that holds for the papers ``node`` matches. ``table``: another
+    full-text table of the same columns to ask, such as one holding only an hourly run's
+    new papers (regexes then run on each of its rows, unscreened)."""
     params: list[object] = []
-    return Sql(_sql(node, params, floor), tuple(params))
+    return Sql(_sql(node, params, table), tuple(params), match_expression(node))
 
 
 def match_expression(node: Node) -> str | None:
@@ -82,23 +86,23 @@ def _columns(field: str | None) -> str:
     return "{" + " ".join(DEFAULT_FIELDS) + "}" if field is None else field
 
 
-def _sql(node: Node, params: list[object], floor: int | None) -> str:
+def _sql(node: Node, params: list[object], table: str) -> str:
     expression = match_expression(node)
     if expression is not None:
-        return _match(expression, params, floor)
+        return _match(expression, params, table)
     if isinstance(node, Not):
-        return f"NOT ({_sql(node.child, params, floor)})"
+        return f"NOT ({_sql(node.child, params, table)})"
     if isinstance(node, Upvotes):
         params.append(node.n)
         return f"coalesce(p.upvotes, 0) {_OPS[node.op]} ?"
     if isinstance(node, Regex):
-        return _regex(node, params)
+        return _regex(node, params, table)
     if isinstance(node, And | Or):
-        return _combined(node, params, floor)
+        return _combined(node, params, table)
     raise TypeError(f"cannot compile {node!r}")
 
 
-def _combined(node: And | Or, params: list[object], floor: int | None) -> str:
+def _combined(node: And | Or, params: list[object], table: str) -> str:
     """AND / OR with the FTS-sayable children gathered into one MATCH, the rest around it."""
     sayable: list[Node] = [c for c in node.children if match_expression(c) is not None]
     others: list[Node] = [c for c in node.children if match_expression(c) is None]
@@ -113,51 +117,52 @@ def _combined(node: And | Or, params: list[object], floor: int | None) -> str:
     # Regexes last: SQLite evaluates AND left to right, and a cheap index probe may spare
     # the regex most rows.
     others.sort(key=lambda c: any(isinstance(leaf, Regex) for leaf in c.leaves()))
-    parts = [_sql(child, params, floor) for child in (joined or sayable) + others]
+    parts = [_sql(child, params, table) for child in (joined or sayable) + others]
     glue = " AND " if isinstance(node, And) else " OR "
     return "(" + glue.join(parts) + ")"
 
 
-def _match(expression: str, params: list[object], floor: int | None) -> str:
+def _match(expression: str, params: list[object], table: str) -> str:
     params.append(expression)
-    if floor is None:
-        return f"p.id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ?)"
-    params.append(floor)
-    return f"p.id IN (SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH ? AND rowid >= ?)"
+    return f"p.id IN (SELECT rowid FROM {table} WHERE {table} MATCH ?)"
 
 
-def _regex(node: Regex, params: list[object]) -> str:
-    source = node.pattern.source
-    screen = _screen(source)
+def _regex(node: Regex, params: list[object], table: str) -> str:
+    screen = _screen(node) if table == FTS_TABLE else None
+    if screen is not None:
+        params.extend(screen[1])  # written first, so its parameters come first
     tests = []
     for field in node.fields:
         column, is_list = COLUMNS[field]
-        test = f"{REGEX_FUNCTION}(?, p.{column}, {int(is_list)})"
-        if screen is not None:
-            test = f"({screen.format(column=f'p.{column}')} AND {test})"
-            params.extend(_screen_params(source, is_list))
-        params.append(source)
-        tests.append(test)
-    return tests[0] if len(tests) == 1 else "(" + " OR ".join(tests) + ")"
+        tests.append(f"{REGEX_FUNCTION}(?, p.{column}, {int(is_list)})")
+        params.append(node.pattern.source)
+    found = tests[0] if len(tests) == 1 else "(" + " OR ".join(tests) + ")"
+    return found if screen is None else f"({screen[0]} AND {found})"
 
 
-def _screen(source: str) -> str | None:
-    """A LIKE that every value the regex matches passes (rule 4), as a template."""
-    branches = required_literals(source)
-    if not branches:
+# A word no text holds (two separators are always apart): the MATCH of an empty term list.
+_NO_WORD = '"\ue000\ue000"'
+
+
+def _screen(node: Regex) -> tuple[str, list[object]] | None:
+    """The rows a regex may match (rule 4), or None when it requires no word-like literal."""
+    words = []
+    for literals in required_literals(node.pattern.source):
+        # The literal holding the longest word picks the fewest candidates.
+        found = sorted(literal_words(literals), key=len)
+        if not found:
+            return None  # an alternative holds no literal word of three letters or more
+        words.append(found[-1])
+    if not words:
         return None
-    likes = " OR ".join("{column} LIKE ? ESCAPE '\\'" for _ in branches)
-    folds = " OR ".join("instr({column}, ?)" for _ in FOLD_CHARS)
-    return f"({likes} OR {folds})"
-
-
-def _screen_params(source: str, is_list: bool) -> list[object]:
-    out: list[object] = []
-    for literals in required_literals(source):
-        longest = literals[0]
-        if is_list and ('"' in longest or "\\" in longest):
-            longest = ""  # JSON escapes these in a list column: screen on nothing
-        escaped = longest.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        out.append(f"%{escaped}%")
-    out.extend(FOLD_CHARS)
-    return out
+    columns = _columns(node.field)
+    holding = " OR ".join("instr(term, ?)" for _ in words)
+    expression = (
+        f"(SELECT coalesce('{columns} : (' || group_concat('\"' || term || '\"', ' OR ')"
+        f" || ')', '{columns} : {_NO_WORD}') FROM search_terms WHERE {holding})"
+    )
+    odd = sum(1 << FIELDS.index(field) for field in node.fields)
+    rows = f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH {expression}"
+    params: list[object] = [*words, odd]
+    where = f"(p.id IN ({rows}) OR p.id IN (SELECT paper_id FROM search_odd WHERE columns & ?))"
+    return where, params

@@ -16,7 +16,7 @@ Upsert rules, in order:
 
 Every write bumps a store-wide sequence number and stamps the rows it touched, so later
 stages can ask "what changed since seq N" instead of rescanning everything. The full-text
-table queries run on follows every upsert (store/search.py).
+table queries run on follows the papers (store/search.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -126,7 +125,6 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
             self._db.execute("PRAGMA foreign_keys = ON")
             self._check_fts5()
             self._migrate()
-            self._sync_search()
         except StorageError as e:
             if e.message.startswith("the store"):  # a schema newer than this feedsync
                 raise
@@ -176,22 +174,6 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
                 "search feedsync matches topics with: use a Python built with it (python.org "
                 "and distribution builds are)"
             ) from None
-
-    def _sync_search(self) -> None:
-        """Fill the full-text table when it is new, or was normalized by another Unicode."""
-        if self.get_value(search.UNICODE_KEY) == unicodedata.unidata_version:
-            return
-        with self._transaction():
-            if self.get_value(search.UNICODE_KEY) == unicodedata.unidata_version:
-                return  # another process filled it meanwhile
-            self._db.execute(
-                f"INSERT INTO {search.FTS_TABLE} ({search.FTS_TABLE}) VALUES ('delete-all')"
-            )
-            self._db.execute(search.FILL)
-            self._db.execute(
-                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
-                (search.UNICODE_KEY, unicodedata.unidata_version),
-            )
 
     def _migrate(self) -> None:
         self.migrated = False  # whether opening it applied a migration
@@ -283,13 +265,12 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
         row = self._find(paper)
         incoming = to_row(paper)
         if row is None:
-            inserted = self._db.execute(
+            self._db.execute(
                 f"INSERT INTO papers ({COLUMNS}, first_seen, last_seen, changed, rev, seq)"
                 " VALUES (" + ", ".join("?" * 16) + ", ?, ?, ?, 1, ?)",
                 (*incoming.values(), now, now, now, seq),
             )
-            self._db.execute(search.INSERT, (inserted.lastrowid,))
-            return UpsertCounts(new=1)
+            return UpsertCounts(new=1)  # to the full-text table at search_ready()
         merged = merge(dict(row), incoming, authoritative=paper.arxiv_id is not None)
         changed = {k: v for k, v in merged.items() if row[k] != v}
         if not changed:
@@ -301,12 +282,11 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
         if revised:
             assignments += ", rev = rev + 1, changed = ?"
         values = [*sets.values()] + ([now] if revised else [])
-        searchable = not search.SEARCHABLE.isdisjoint(changed)
-        if searchable:  # out with the old text, as it was inserted (search.py rule 3)
-            self._db.execute(search.DELETE, (row["id"],))
+        # Out with the old text as it was inserted, in with the new (search.py rule 3).
+        searchable = not search.SEARCHABLE.isdisjoint(changed) and self._forget_text(row["id"])
         self._db.execute(f"UPDATE papers SET {assignments} WHERE id = ?", (*values, row["id"]))
         if searchable:
-            self._db.execute(search.INSERT, (row["id"],))
+            self._learn_text(row["id"])
         if "featured" in changed or "published" in changed:  # the matches' copy of the sort key
             # One primary-key probe per topic: cheaper, for these rare changes, than an
             # index on paper_id that every one of the (many) match inserts would update.

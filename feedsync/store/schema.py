@@ -130,11 +130,13 @@ MIGRATIONS: tuple[str, ...] = (
         data BLOB NOT NULL
     );
     """,
-    # 7: the full-text table topic queries run on (store/search.py). It is filled when the
-    # store is opened, by the same functions the upserts use.
+    # 7: the full-text table topic queries run on, and what regexes pick candidates with
+    # (store/search.py). They are filled when first needed.
     """
     CREATE VIRTUAL TABLE papers_fts USING fts5(title, abstract, keyword, author, org,
-        content='', tokenize='unicode61 remove_diacritics 0', prefix='2 3 4');
+        content='', columnsize=0, tokenize='unicode61 remove_diacritics 0', prefix='2 3');
+    CREATE TABLE search_terms (term TEXT PRIMARY KEY) WITHOUT ROWID;
+    CREATE TABLE search_odd (paper_id INTEGER PRIMARY KEY, columns INTEGER NOT NULL);
     """,
 )
 

@@ -347,9 +347,18 @@ MORE_COMMANDS = [
 ]
 
 
-def leaks(tmp: Path, how: str, api_url: str, commands: list[list[str]]) -> list[str]:
-    """Every place the key showed up (the file it was given in aside)."""
-    home, env = secret_home(tmp, how, api_url)
+def scan(
+    tmp: Path,
+    home: Path,
+    env: dict[str, str],
+    secret: str,
+    given_in: str | None,
+    commands: list[list[str]],
+    run_exit: int,
+) -> list[str]:
+    """Run ``commands`` in ``home``; every place ``secret`` then shows up: output, files
+    (the one it was given in aside), the config cache, every table of the store (virtual
+    tables through their shadow tables, which hold their data), and any traceback."""
     found = []
     for args in commands:
         command = " ".join(args)
@@ -359,24 +368,36 @@ def leaks(tmp: Path, how: str, api_url: str, commands: list[list[str]]) -> list[
             capture_output=True,
             timeout=180,
         )
-        if command.endswith("run") and result.returncode != 1:
-            # Zotero failing is a failed run (exit 1), never a crash.
+        if command.endswith("run") and result.returncode != run_exit:
             found.append(f"{command}: exit {result.returncode}")
         for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
-            if SECRET.encode() in data:
+            if secret.encode() in data:
                 found.append(f"{command}: {stream}")
             if b"Traceback" in data:
                 found.append(f"{command}: traceback in {stream}: {data[-600:]!r}")
-    given_in = {"file": "feedsync.toml", "key-file": "zotero.key"}.get(how)
     for path in sorted([*home.rglob("*"), *(tmp / "cache").rglob("*")]):
-        if path.is_file() and path.name != given_in and SECRET.encode() in path.read_bytes():
+        if path.is_file() and path.name != given_in and secret.encode() in path.read_bytes():
             found.append(str(path.relative_to(tmp)))
     with contextlib.closing(sqlite3.connect(home / "data" / "feedsync.sqlite3")) as db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        tables = db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table'"
+            " AND sql NOT LIKE 'CREATE VIRTUAL TABLE%'"
+        )
+        for (table,) in tables.fetchall():
             for row in db.execute(f'SELECT * FROM "{table}"'):
-                if any(SECRET in str(value) for value in row):
+                if any(secret in str(value) for value in row):
                     found.append(f"store table {table}")
                     break
+    return found
+
+
+def leaks(tmp: Path, how: str, api_url: str, commands: list[list[str]]) -> list[str]:
+    """Every place the key showed up (the file it was given in aside)."""
+    home, env = secret_home(tmp, how, api_url)
+    given_in = {"file": "feedsync.toml", "key-file": "zotero.key"}.get(how)
+    # Zotero failing is a failed run (exit 1), never a crash.
+    found = scan(tmp, home, env, SECRET, given_in, commands, run_exit=1)
+    with contextlib.closing(sqlite3.connect(home / "data" / "feedsync.sqlite3")) as db:
         runs = db.execute("SELECT count(*) FROM runs").fetchone()[0]
     assert runs >= 1, "no run was recorded"
     assert any((home / "feeds").glob("*.atom")), "nothing was published"
@@ -434,32 +455,8 @@ def token_leaks(tmp: Path, how: str, hf_url: str, accepted: bool) -> list[str]:
     }
     (home / "feedsync.toml").write_text(dumps(config), encoding="utf-8")
     env = clean_env(tmp, extra)
-    found = []
-    for args in COMMANDS:
-        command = " ".join(args)
-        result = subprocess.run(
-            [*FEEDSYNC, "--config", str(home / "feedsync.toml"), *args],
-            env=env,
-            capture_output=True,
-            timeout=180,
-        )
-        if command.endswith("run") and result.returncode != (0 if accepted else 1):
-            found.append(f"{command}: exit {result.returncode}")
-        for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
-            if TOKEN.encode() in data:
-                found.append(f"{command}: {stream}")
-            if b"Traceback" in data:
-                found.append(f"{command}: traceback in {stream}: {data[-600:]!r}")
     given_in = {"file": "feedsync.toml", "token-file": "hf.token"}.get(how)
-    for path in sorted([*home.rglob("*"), *(tmp / "cache").rglob("*")]):
-        if path.is_file() and path.name != given_in and TOKEN.encode() in path.read_bytes():
-            found.append(str(path.relative_to(tmp)))
-    with contextlib.closing(sqlite3.connect(home / "data" / "feedsync.sqlite3")) as db:
-        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-            for row in db.execute(f'SELECT * FROM "{table}"'):
-                if any(TOKEN in str(value) for value in row):
-                    found.append(f"store table {table}")
-                    break
+    found = scan(tmp, home, env, TOKEN, given_in, COMMANDS, run_exit=0 if accepted else 1)
     return [f"token in {how}, {'accepted' if accepted else 'refused'}: {where}" for where in found]
 
 
