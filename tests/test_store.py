@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from feedsync.errors import StorageError
 from feedsync.models import FetchState, Paper
+from feedsync.query import tokenize
 from feedsync.store import MIGRATIONS, Store
 from feedsync.text import title_key
 
@@ -580,3 +581,21 @@ def test_a_store_without_its_full_text_table_gets_one(tmp_path: Path) -> None:
     with Store(path) as store:
         assert store.search_ready() == 2
         assert search.instances(store._db) == before
+
+
+def test_a_big_batch_takes_its_words_from_the_tables_vocabulary(tmp_path: Path) -> None:
+    """Over 2,000 papers at once (a backfill), the regex screen's words are read from the
+    full-text table itself: every word of every plain-ASCII text must be there, as when they
+    are cut one paper at a time."""
+    from feedsync.store import search
+
+    with Store(tmp_path / "s.sqlite3") as store:
+        papers = [
+            api_paper(f"2603.{n:05d}", title=f"Word{n} Lattice-{n % 7} Planner", abstract=f"x{n} y")
+            for n in range(2500)
+        ]
+        store.upsert(papers)
+        assert store.search_ready() == 2500 > search._MANY
+        terms = {row[0] for row in store._db.execute("SELECT term FROM search_terms")}
+    wanted = {w for p in papers for t in (p.title, p.abstract, *p.authors) for w in tokenize(t)}
+    assert wanted <= terms

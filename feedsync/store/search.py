@@ -70,7 +70,10 @@ _SOURCE_ROWS = "SELECT id, " + ", ".join(c for c, _ in SOURCES) + " FROM papers"
 EMPTY = f"INSERT INTO {FTS_TABLE} ({FTS_TABLE}) VALUES ('delete-all')"
 UNICODE_KEY = "fts-unicode"  # meta: the Unicode version the table's text was normalized by
 CHANGED_TABLE = "changed_fts"  # temporary: the papers an hourly run changed
-ROWID_KEY = "fts-rowid"  # meta: every paper up to this id is in the table
+ROWID_KEY = "fts-rowid"
+# Above this many papers in one batch, the words come from the table's vocabulary (which
+# costs the same whatever the batch) rather than from cutting each text here.
+_MANY = 2000  # meta: every paper up to this id is in the table
 # ASCII letters and digits lowered, anything else a space: the words SQLite's unicode61
 # makes of plain-ASCII text.
 _WORD_BYTES = bytes(
@@ -113,16 +116,16 @@ def instances(db: sqlite3.Connection) -> list[tuple[str, int, str, int]]:
     return sorted(tuple(row) for row in rows)
 
 
-def _words_and_oddness(texts: Sequence[str]) -> tuple[set[bytes], int]:
-    words: set[bytes] = set()
+def _words_and_oddness(texts: Sequence[str], *, words: bool) -> tuple[set[bytes], int]:
+    found: set[bytes] = set()
     odd = 0
     for column, text in enumerate(texts):
         text = text.replace(SEPARATOR, " ")  # the one non-ASCII character that is ours
         if not text.isascii():
             odd |= 1 << column
-        elif text:
-            words.update(text.encode().translate(_WORD_BYTES).split())
-    return words, odd
+        elif text and words:
+            found.update(text.encode().translate(_WORD_BYTES).split())
+    return found, odd
 
 
 def _regex(source: str, value: str | None, is_list: int) -> int:
@@ -176,24 +179,35 @@ class SearchTables:
         return added
 
     def _add(self, rows: Iterable[Sequence[Any]]) -> int:
+        batch = [(row[0], *values(row[1:])) for row in rows]
+        many = len(batch) > _MANY
         words: set[bytes] = set()
         odd_rows = []
-        batch = []
-        for row in rows:
-            texts = values(row[1:])
-            found, odd = _words_and_oddness(texts)
+        for rowid, *texts in batch:
+            found, odd = _words_and_oddness(texts, words=not many)
             words |= found
             if odd:
-                odd_rows.append((row[0], odd))
-            batch.append((row[0], *texts))
+                odd_rows.append((rowid, odd))
         self._db.executemany(_INSERT, batch)
         self._db.executemany(
             "INSERT OR REPLACE INTO search_odd (paper_id, columns) VALUES (?, ?)", odd_rows
         )
-        self._db.executemany(
-            "INSERT OR IGNORE INTO search_terms (term) VALUES (?)",
-            ((word.decode(),) for word in words),
-        )
+        if many:
+            # Many papers at once (a backfill): the table's own vocabulary, read in one pass,
+            # costs a fraction of cutting every text into words here. It holds the words of
+            # text that is not plain ASCII too: more words only make more candidates.
+            self._db.execute(
+                f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts_words"
+                f" USING fts5vocab(main, {FTS_TABLE}, 'row')"
+            )
+            self._db.execute(
+                "INSERT OR IGNORE INTO search_terms (term) SELECT term FROM temp.fts_words"
+            )
+        else:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO search_terms (term) VALUES (?)",
+                ((word.decode(),) for word in words),
+            )
         return len(batch)
 
     def _forget_text(self, rowid: int) -> bool:
