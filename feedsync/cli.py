@@ -575,8 +575,7 @@ class _Terminated(KeyboardInterrupt):
     """SIGTERM, raised wherever the command is, so that it unwinds as on Ctrl-C.
 
     A one-shot command stopped by `timeout`, a service manager or `kill` then rolls back its
-    open transaction, lets worker processes finish the segment in hand (they ignore the
-    signal) and exits 143 with one line, instead of dying on the spot. The daemon and the
+    open transaction and exits 143 with one line, instead of dying on the spot. The daemon and the
     server install their own handlers: they stop at a safe point instead.
     """
 

@@ -315,24 +315,19 @@ def test_changed_query_rematches_everything(tmp_path: Path, hf: FakeHF) -> None:
     assert report.topics["reasoning"].matches == 1
 
 
-def test_a_changed_query_reads_the_word_segments_of_earlier_runs(
-    tmp_path: Path, hf: FakeHF, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from feedsync.match import rematch
-    from feedsync.match.topics import build_topics, match
+def test_a_changed_query_is_matched_against_every_stored_paper(tmp_path: Path, hf: FakeHF) -> None:
+    from feedsync.query import compile_query
+    from tests.query_reference import matches
 
-    monkeypatch.setattr(rematch, "BLOCK", 2)  # the handful of papers here make segments
     config = make_config(tmp_path, hf)
-    do_run(config)  # every topic is new: matched whole, segments built and stored
-    with Store(config.store_path) as store:
-        assert store.word_segments()
-    monkeypatch.setattr(rematch, "_build", None)  # from here on nothing may be built
+    do_run(config)
     changed = make_config(
         tmp_path, hf, topics='[topics.reasoning]\ntitle = "R"\nquery = "lattice OR robot*"\n'
     )
     report = do_run(changed, offline=True)
+    node = compile_query("lattice OR robot*").node
     with Store(config.store_path) as store:
-        expected = match(build_topics(changed), store.documents())["reasoning"]
+        expected = {s.rowid for s in store.papers() if matches(node, s.paper)}
     assert report.topics["reasoning"].matches == len(expected) > 1
     titles = {e.title for e in read(changed.output_dir / "reasoning.atom").entries}
     assert len(titles) == len(expected)

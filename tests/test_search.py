@@ -95,3 +95,18 @@ def test_preview_shows_the_terms_that_matched(corpus: list[Paper], text: str) ->
         for reason in reasons[rowid]:
             leaf = leaves[reason.split("→")[0]]
             assert holds(leaf, paper), (reason, paper)
+
+
+def test_the_tokenizer_differences_the_readme_documents() -> None:
+    """Where SQLite's words are not the query language's (README, "Topic queries")."""
+    papers = [
+        Paper(key=f"2603.0000{n}", arxiv_id=f"2603.0000{n}", title=title)
+        for n, title in enumerate(["İstanbul lattices", "\U0001e900\U0001e922 planners"], 1)
+    ]
+    topics = probes(["İstanbul", "/İstanbul/", "\U0001e922\U0001e922", "\U0001e900\U0001e922"])
+    with Store(Path(":memory:")) as store:
+        store.upsert(papers)
+        found = select_all(store, topics)
+    # The dotted capital: one word in the table, "i stanbul" in the query; a regex finds it.
+    # Adlam capitals are not folded by SQLite's Unicode 6.1 tables, query words are.
+    assert [sorted(found[t.slug]) for t in topics] == [[], [1], [], []]

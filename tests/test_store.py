@@ -338,8 +338,8 @@ def test_an_older_store_is_upgraded_in_place(tmp_path: Path) -> None:
     db.close()
     with Store(path) as s:
         s.upsert([api_paper()])
-        (stored,) = list(s.documents())
-        s._db.execute("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", (stored[0],))
+        (stored,) = list(s.papers())
+        s._db.execute("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", (stored.rowid,))
         assert s.schema_version == len(MIGRATIONS)
         assert s.published() == {"t.rss": ("abc", None)}
         assert s.topic_states()["t"].matched == 0
@@ -367,7 +367,6 @@ def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path)
     db.execute("ALTER TABLE matches DROP COLUMN published")
     db.execute("INSERT INTO topics (slug, signature, seq) VALUES ('t', 'sig', 0)")
     db.executemany("INSERT INTO matches (slug, paper_id) VALUES ('t', ?)", [(1,), (3,), (5,)])
-    db.execute("DROP TABLE word_segments")  # and without migration 6's table
     db.execute("DROP TABLE papers_fts")  # nor 7's
     db.execute("DROP TABLE search_terms")
     db.execute("DROP TABLE search_odd")
@@ -376,7 +375,6 @@ def test_an_older_store_keeps_its_matches_in_order_after_upgrade(tmp_path: Path)
     assert len(store_module.MIGRATIONS) >= 6
     with Store(path) as s:
         assert [i for i, _ in s.newest_ids("t", 10)] == [5, 3, 1]
-        assert s.word_segments() == {}
         s.save_matches([MatchUpdate("t", "sig", {2}, scope={2})], seq=s.seq)
         assert [i for i, _ in s.newest_ids("t", 10)] == [5, 3, 2, 1]
         assert s.integrity_check() == "ok"
@@ -557,8 +555,9 @@ def test_the_full_text_table_is_what_a_rebuild_gives(upserts: list[Any]) -> None
 
 
 def test_a_store_without_its_full_text_table_gets_one(tmp_path: Path) -> None:
-    """A store of the last schema without the table gets it, filled when first needed; and
-    filled again when Python's Unicode version is not the one it was filled with."""
+    """A store of schema 6 (word segments, no full-text table) loses the segments and gets
+    the table, filled when first needed; and filled again when Python's Unicode version is
+    not the one it was filled with."""
     from feedsync.store import search
 
     path = tmp_path / "s.sqlite3"
@@ -567,14 +566,22 @@ def test_a_store_without_its_full_text_table_gets_one(tmp_path: Path) -> None:
         assert store.search_ready() == 2 and store.search_ready() == 0
         before = search.instances(store._db)
     db = sqlite3.connect(path, isolation_level=None)
+    # Back to schema 6, as the last release left a store: word segments, no full-text table.
     db.execute("DROP TABLE papers_fts")
     db.execute("DROP TABLE search_terms")
     db.execute("DROP TABLE search_odd")
     db.execute("DELETE FROM meta WHERE name LIKE 'fts-%'")
+    db.execute(
+        "CREATE TABLE word_segments (first INTEGER PRIMARY KEY, last INTEGER NOT NULL,"
+        " seq INTEGER NOT NULL, data BLOB NOT NULL)"
+    )
+    db.execute("INSERT INTO word_segments VALUES (1, 2, 1, x'00')")
     db.execute("PRAGMA user_version = 6")
     db.close()
     with Store(path) as store:
         assert store.schema_version == len(MIGRATIONS)
+        tables = {r[0] for r in store._db.execute("SELECT name FROM sqlite_master")}
+        assert "word_segments" not in tables and "papers_fts" in tables
         assert store.search_ready() == 2
         assert search.instances(store._db) == before and before
         store.set_value(search.UNICODE_KEY, "1.0.0")  # as if filled by another Python

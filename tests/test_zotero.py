@@ -22,7 +22,8 @@ from click.testing import CliRunner
 from feedsync.cli import cli
 from feedsync.config import Config, load_config
 from feedsync.fetch.http import HttpClient
-from feedsync.match.topics import Topic, build_topics, match
+from feedsync.match.select import select_all
+from feedsync.match.topics import Topic, build_topics
 from feedsync.models import Paper
 from feedsync.pipeline import run
 from feedsync.store import MatchUpdate, Store
@@ -106,7 +107,7 @@ def store_papers(config: Config, papers: list[Paper]) -> list[Topic]:
     topics = build_topics(config)
     with Store(config.store_path) as store:
         store.upsert(papers)
-        found = match(topics, store.documents())
+        found = select_all(store, topics)
         updates = [MatchUpdate(t.slug, t.signature, found[t.slug]) for t in topics]
         store.save_matches(updates, seq=store.seq)
     return topics

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping
 
 from feedsync.models import Paper
 from feedsync.query import Leaf, Node, tokenize
-from feedsync.query.tree import And, Not, Or, Prefix, Regex
+from feedsync.query.tree import And, Not, Or, Prefix, Regex, Upvotes
 from feedsync.query.words import DEFAULT_FIELDS
 from feedsync.store import Store
 
@@ -27,11 +27,10 @@ def explain(store: Store, node: Node, papers: Mapping[int, Paper]) -> dict[int, 
     for leaf in node.leaves():
         if leaf not in holds:
             sql = to_sql(leaf)
-            holds[leaf] = store.select(sql.where, sql.params, among=ids) if ids else set()
+            holds[leaf] = store.select(sql, among=ids) if ids else set()
     out = {}
     for rowid, paper in papers.items():
-        labels = _labels(node, rowid, paper, holds) if _true(node, rowid, holds) else []
-        out[rowid] = list(dict.fromkeys(labels))
+        out[rowid] = list(dict.fromkeys(_labels(node, rowid, paper, holds)))
     return out
 
 
@@ -49,19 +48,20 @@ def _true(node: Node, rowid: int, holds: Mapping[Leaf, Collection[int]]) -> bool
 def _labels(
     node: Node, rowid: int, paper: Paper, holds: Mapping[Leaf, Collection[int]]
 ) -> list[str]:
-    if isinstance(node, Not):
+    if isinstance(node, Not) or not _true(node, rowid, holds):
         return []
     if isinstance(node, And | Or):
         return [label for c in node.children for label in _labels(c, rowid, paper, holds)]
     assert isinstance(node, Leaf)
-    if rowid not in holds[node]:
-        return []
     hits = sorted(set(_hits(node, paper)))
     return [f"{node.label}→{'/'.join(hits)}" if hits else node.label]
 
 
 def _hits(leaf: Leaf, paper: Paper) -> list[str]:
-    """What the label does not tell: the words a wildcard matched, a regex's match."""
+    """What the label does not tell: the words a wildcard matched, a regex's match, the
+    upvote count."""
+    if isinstance(leaf, Upvotes):
+        return [str(paper.upvotes or 0)]
     if not isinstance(leaf, Prefix | Regex):
         return []
     fields = DEFAULT_FIELDS if leaf.field is None else (leaf.field,)

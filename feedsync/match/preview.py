@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 from feedsync.config import Config
 from feedsync.errors import InputError
-from feedsync.match.rematch import match_store
+from feedsync.match.explain import explain
+from feedsync.match.select import select_all
 from feedsync.match.topics import topic_query
-from feedsync.query import compile_query, document
+from feedsync.query import compile_query
 from feedsync.store import Store
 
 
@@ -29,15 +30,16 @@ def preview(config: Config, *, topic: str | None, query: str | None, limit: int)
     probe = Topic("preview", "", "", limit, False, "", compiled)
     with Store(config.store_path) as store:
         total = store.count()
-        found = match_store([probe], store, save=False)["preview"]
-        papers = store.papers_by_id(sorted(found))
+        found = select_all(store, [probe])["preview"]
+        papers = store.papers_by_id(sorted(found))[:limit]
+        why = explain(store, compiled.node, {stored.rowid: stored.paper for stored in papers})
     yield f"{label}: {len(found)} of {total} stored papers match"
-    for stored in papers[:limit]:
+    for stored in papers:
         paper = stored.paper
         day = paper.featured or (paper.published.date() if paper.published else None)
         ident = paper.arxiv_id or "(no arXiv id)"
         yield f"{day or '????-??-??'}  {ident:<12}  {paper.title}"
-        reasons = compiled.explain(document(paper))
+        reasons = why[stored.rowid]
         if reasons:
             yield "    matched: " + ", ".join(reasons)
     if len(found) > limit:

@@ -20,7 +20,7 @@ def select_all(store: Store, topics: Sequence[Topic]) -> dict[str, set[int]]:
         if sql.match is not None:  # the full-text table alone answers it
             found[topic.slug] = store.select_matching(sql.match)
         else:
-            found[topic.slug] = store.select(sql.where, sql.params)
+            found[topic.slug] = store.select(sql)
     return found
 
 
@@ -35,7 +35,5 @@ def select_changed(
     with store.changed_table(since_seq) as (table, changed):
         for topic in topics:
             sql = to_sql(topic.query.node, table=table)
-            found[topic.slug] = (
-                store.select(sql.where, sql.params, among=changed) if changed else set()
-            )
+            found[topic.slug] = store.select(sql, among=changed) if changed else set()
     return changed, found

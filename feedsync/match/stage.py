@@ -11,19 +11,13 @@ Returns each topic's count of matches and how many are new, as a frozen value.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from feedsync.match.rematch import match_store
 from feedsync.match.select import select_all, select_changed
-from feedsync.match.topics import Topic, match
+from feedsync.match.topics import Topic
 from feedsync.store import MatchUpdate, Store, TopicState
-
-# Until the word segments are deleted: FEEDSYNC_ENGINE=segments matches the old way, so
-# the benchmark can run both engines on the same data in the same run.
-ENGINE = os.environ.get("FEEDSYNC_ENGINE", "segments")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +36,11 @@ def match_topics(store: Store, topics: Sequence[Topic]) -> Mapping[str, TopicMat
     before = {slug: state.matched for slug, state in states.items()}
     updates: list[MatchUpdate] = []
     if whole:
-        found = select_all(store, whole) if ENGINE == "fts" else match_store(whole, store)
+        found = select_all(store, whole)
         updates += [MatchUpdate(t.slug, t.signature, found[t.slug]) for t in whole]
     if behind:
         since = min(states[t.slug].seq for t in behind)
-        if ENGINE == "fts":
-            scope, found = select_changed(store, behind, since)
-        else:
-            papers = list(store.documents(since_seq=since))
-            scope = {rowid for rowid, _ in papers}
-            found = match(behind, papers)
+        scope, found = select_changed(store, behind, since)
         updates += [MatchUpdate(t.slug, t.signature, found[t.slug], scope) for t in behind]
     gone = set(states) - {t.slug for t in topics}
     if updates or gone:

@@ -1,34 +1,21 @@
-"""Topics: the compiled form of each `[topics.<slug>]` table, and matching papers to them.
+"""Topics: the compiled form of each `[topics.<slug>]` table (pure code, no I/O).
 
-Pure code, no I/O. A topic's query, `authors`, `organizations` and `min_upvotes` are ANDed
-into one compiled ``Query``. Matching many papers at once goes through an inverted index
-(``MemoryIndex``), one ``select`` per topic; a handful of new papers are tested one by one,
-which is cheaper than building an index for them.
+A topic's query, `authors`, `organizations` and `min_upvotes` are ANDed into one compiled
+``Query``; match/select.py finds its papers in the store.
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import hashlib
-import itertools
 import json
-from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from feedsync.config import Config, TopicConfig
-from feedsync.models import Paper
 
 if TYPE_CHECKING:
     from feedsync.query import Query
-
-# Below this many papers, testing each paper against each topic beats building an index.
-# Measured with 100 benchmark topics: about even at 5 papers, the index 3x faster at 20
-# and 10x at 80 (an hourly run's new papers).
-INDEX_THRESHOLD = 8
-# Papers indexed at once when re-matching many: bounds memory, costs little speed.
-INDEX_CHUNK = 10_000
 
 
 @dataclass(frozen=True)
@@ -113,46 +100,3 @@ def _signature(topic: TopicConfig) -> str:
         "version": 1,  # bump when the query language's semantics change
     }
     return hashlib.sha256(json.dumps(selection, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def match(topics: Sequence[Topic], papers: Iterable[tuple[int, Paper]]) -> dict[str, set[int]]:
-    """For each topic, the ids (store row ids) of the given papers it selects.
-
-    Papers are taken ``INDEX_CHUNK`` at a time, each chunk indexed, queried and dropped:
-    re-matching a whole archive costs the memory of one chunk's index, not of all of it.
-    """
-    found: dict[str, set[int]] = {topic.slug: set() for topic in topics}
-    # An index holds millions of small tuples and no reference cycles: the cyclic garbage
-    # collector would walk them again and again as they are made (a quarter of the time
-    # to index 50,000 papers), and has nothing to collect.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        for chunk in _batched(papers):
-            for slug, ids in _match_chunk(topics, chunk).items():
-                found[slug] |= ids
-    finally:
-        if collecting:
-            gc.enable()
-    return found
-
-
-def _batched(papers: Iterable[tuple[int, Paper]]) -> Iterator[tuple[tuple[int, Paper], ...]]:
-    iterator = iter(papers)
-    while chunk := tuple(itertools.islice(iterator, INDEX_CHUNK)):
-        yield chunk
-
-
-def _match_chunk(
-    topics: Sequence[Topic], papers: Sequence[tuple[int, Paper]]
-) -> dict[str, set[int]]:
-    from feedsync.query import MemoryIndex, document
-
-    docs = {rowid: document(paper) for rowid, paper in papers}
-    if len(docs) >= INDEX_THRESHOLD:
-        index = MemoryIndex(docs.items())
-        return {topic.slug: topic.query.select(index) for topic in topics}
-    return {
-        topic.slug: {rowid for rowid, doc in docs.items() if topic.query.matches(doc)}
-        for topic in topics
-    }

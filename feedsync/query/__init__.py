@@ -1,9 +1,9 @@
-r"""The topic query language: parse once, evaluate many times, pure.
+r"""The topic query language: parse once, compile to SQL for the store, pure.
 
-A topic's ``query`` is compiled once (:func:`compile_query`) into a :class:`Query`, which then
-answers for one paper (:meth:`Query.matches` on the :class:`Document` that :func:`document`
-makes of it) or for a whole collection at once (:meth:`Query.select` on an :class:`Index`,
-such as :class:`MemoryIndex`). Both always give the same answer; a property test checks it.
+A topic's ``query`` is compiled once (:func:`compile_query`) into a :class:`Query`, a tree
+of nodes (query/tree.py), which query/sql.py turns into a condition over the store's
+full-text table (SQLite FTS5, store/search.py) and RE2 for regexes. A property test checks
+the store's answers against a plain evaluator of the rules below (tests/query_reference.py).
 :func:`all_of`, :func:`any_phrase` and :func:`min_upvotes` turn a topic's ``query``,
 ``authors``, ``organizations`` and ``min_upvotes`` into one query.
 
@@ -57,8 +57,7 @@ misplaced or too short wildcard, nesting over 100 levels deep.
 
 from __future__ import annotations
 
-from feedsync.query.index import Index, MemoryIndex
-from feedsync.query.segment import Segment, SegmentBuilder, SegmentIndex
+from feedsync.query.parse import compile_query
 from feedsync.query.tree import (
     And,
     Leaf,
@@ -73,19 +72,9 @@ from feedsync.query.tree import (
     Upvotes,
     all_of,
     any_phrase,
-    compile_query,
     min_upvotes,
 )
-from feedsync.query.words import (
-    DEFAULT_FIELDS,
-    FIELDS,
-    SEPARATOR,
-    UPVOTE_OPS,
-    Document,
-    Texts,
-    document,
-    tokenize,
-)
+from feedsync.query.words import DEFAULT_FIELDS, FIELDS, SEPARATOR, UPVOTE_OPS, tokenize
 
 __all__ = [
     "DEFAULT_FIELDS",
@@ -93,10 +82,7 @@ __all__ = [
     "SEPARATOR",
     "UPVOTE_OPS",
     "And",
-    "Document",
-    "Index",
     "Leaf",
-    "MemoryIndex",
     "Node",
     "Not",
     "Or",
@@ -104,16 +90,11 @@ __all__ = [
     "Prefix",
     "Query",
     "Regex",
-    "Segment",
-    "SegmentBuilder",
-    "SegmentIndex",
     "Term",
-    "Texts",
     "Upvotes",
     "all_of",
     "any_phrase",
     "compile_query",
-    "document",
     "min_upvotes",
     "tokenize",
 ]

@@ -10,8 +10,25 @@ from dataclasses import dataclass
 
 from feedsync.errors import QueryError
 from feedsync.query.regexes import RegexRefused, compile_regex
-from feedsync.query.tree import Node, Not, Phrase, Prefix, Regex, Term, Upvotes, _and, _or
-from feedsync.query.words import FIELDS, UPVOTE_OPS, _is_word_char, tokenize
+from feedsync.query.tree import (
+    Node,
+    Not,
+    Phrase,
+    Prefix,
+    Query,
+    Regex,
+    Term,
+    Upvotes,
+    conjunction,
+    disjunction,
+)
+from feedsync.query.words import FIELDS, UPVOTE_OPS, is_word_char, tokenize
+
+
+def compile_query(text: str) -> Query:
+    """Parse ``text``; raises :class:`QueryError` with a 1-based column on a syntax error."""
+    return Query(text, _Parser(text).parse())
+
 
 # ---------------------------------------------------------------------------- lexing
 
@@ -133,7 +150,7 @@ class _Lexer:
             raise self.error(f"'{word}' has no letters or digits", start)
         if star == -1:
             return _make_words(tokens)
-        if not _is_word_char(body[-1]):
+        if not is_word_char(body[-1]):
             raise self.error("'*' must follow a letter or digit", start + star)
         if len(tokens) > 1:
             raise self.error("a wildcard applies to a single word", start)
@@ -150,7 +167,7 @@ class _Lexer:
         if not tokens:
             raise self.error("empty phrase", start)
         stripped = content.rstrip()
-        if stripped.endswith("*") and _is_word_char(stripped[-2:-1] or " "):
+        if stripped.endswith("*") and is_word_char(stripped[-2:-1] or " "):
             raise self.error("wildcards are not supported inside quotes", start + len(stripped))
         self.emit("atom", start, end + 1, _make_words(tokens))
 
@@ -232,14 +249,14 @@ class _Parser:
         children = [self.and_(field, None)]
         while self.peek().kind == "OR":
             children.append(self.and_(field, self.next()))
-        return _or(children)
+        return disjunction(children)
 
     def and_(self, field: str | None, after: _Lexeme | None) -> Node:
         children = [self.unary(field, after)]
         while self.peek().kind in _STARTS:
             op = self.next() if self.peek().kind == "AND" else None
             children.append(self.unary(field, op))
-        return _and(children)
+        return conjunction(children)
 
     def unary(self, field: str | None, after: _Lexeme | None) -> Node:
         lexeme = self.peek()

@@ -60,10 +60,6 @@ class Pattern:
     def __repr__(self) -> str:
         return f"Pattern({self.source!r})"
 
-    def __reduce__(self) -> tuple[Any, tuple[str]]:
-        # Topics travel to the workers that build word segments: compiled again there.
-        return compile_regex, (self.source,)
-
 
 def compile_regex(source: str) -> Pattern:
     """``source`` compiled by RE2, ignoring case.

@@ -41,11 +41,13 @@ _OPS = {">=": ">=", "<=": "<=", ">": ">", "<": "<", "=": "="}
 
 @dataclass(frozen=True, slots=True)
 class Sql:
-    """A condition over ``papers p`` and its parameters in order; ``match``, when the whole
+    """A condition over ``papers p`` and its parameters in order; ``common``, a WITH
+    clause the condition needs (its parameters come first); ``match``, when the whole
     query is one FTS5 MATCH expression, which the store can then run alone."""
 
     where: str
     params: tuple[object, ...]
+    common: str = ""
     match: str | None = None
 
 
@@ -53,12 +55,24 @@ def to_sql(node: Node, *, table: str = FTS_TABLE) -> Sql:
     """The condition that holds for the papers ``node`` matches. ``table``: another
     full-text table of the same columns to ask, such as one holding only an hourly run's
     new papers (regexes then run on each of its rows, unscreened)."""
+    compiler = _Compiler(table)
     params: list[object] = []
-    return Sql(_sql(node, params, table), tuple(params), match_expression(node))
+    where = compiler.sql(node, params, 0)
+    common = ""
+    if compiler.parts:
+        common = "WITH " + ", ".join(part for part, _ in compiler.parts)
+        params = [p for _, part_params in compiler.parts for p in part_params] + params
+    return Sql(where, tuple(params), common, match_expression(node))
 
 
-def match_expression(node: Node) -> str | None:
+# FTS5's parser has a small stack: a deeper group is said in SQL around shallower MATCHes.
+MAX_DEPTH = 30
+
+
+def match_expression(node: Node, depth: int = 0) -> str | None:
     """``node`` as one FTS5 MATCH expression, or None when FTS5 cannot say it (rule 2)."""
+    if depth > MAX_DEPTH:
+        return None
     if isinstance(node, Term):
         return f'{_columns(node.field)} : "{node.token}"'
     if isinstance(node, Phrase):
@@ -66,13 +80,15 @@ def match_expression(node: Node) -> str | None:
     if isinstance(node, Prefix):
         return f'{_columns(node.field)} : "{node.prefix}"*'
     if isinstance(node, Or):
-        parts = [match_expression(child) for child in node.children]
+        parts = [match_expression(child, depth + 1) for child in node.children]
         if any(part is None for part in parts):
             return None
         return "(" + " OR ".join(p for p in parts if p is not None) + ")"
     if isinstance(node, And):
-        positive = [match_expression(c) for c in node.children if not isinstance(c, Not)]
-        negative = [match_expression(c.child) for c in node.children if isinstance(c, Not)]
+        positive = [match_expression(c, depth + 1) for c in node.children if not isinstance(c, Not)]
+        negative = [
+            match_expression(c.child, depth + 1) for c in node.children if isinstance(c, Not)
+        ]
         if not positive or any(p is None for p in [*positive, *negative]):
             return None
         expression = "(" + " AND ".join(p for p in positive if p is not None) + ")"
@@ -86,40 +102,58 @@ def _columns(field: str | None) -> str:
     return "{" + " ".join(DEFAULT_FIELDS) + "}" if field is None else field
 
 
-def _sql(node: Node, params: list[object], table: str) -> str:
-    expression = match_expression(node)
-    if expression is not None:
-        return _match(expression, params, table)
-    if isinstance(node, Not):
-        return f"NOT ({_sql(node.child, params, table)})"
-    if isinstance(node, Upvotes):
-        params.append(node.n)
-        return f"coalesce(p.upvotes, 0) {_OPS[node.op]} ?"
-    if isinstance(node, Regex):
-        return _regex(node, params, table)
-    if isinstance(node, And | Or):
-        return _combined(node, params, table)
-    raise TypeError(f"cannot compile {node!r}")
+# SQLite's own parser has a stack too: a group this deep in the SQL becomes a common table
+# expression of its own, referenced by name (rule 2 at any depth).
+SQL_DEPTH = 12
 
 
-def _combined(node: And | Or, params: list[object], table: str) -> str:
-    """AND / OR with the FTS-sayable children gathered into one MATCH, the rest around it."""
-    sayable: list[Node] = [c for c in node.children if match_expression(c) is not None]
-    others: list[Node] = [c for c in node.children if match_expression(c) is None]
-    if isinstance(node, And) and sayable:
-        # Negated sayable children join the MATCH of the positive ones (``a NOT b``).
-        negated = [c for c in others if isinstance(c, Not) and match_expression(c.child)]
-        others = [c for c in others if c not in negated]
-        sayable += negated
-    joined: list[Node] = []
-    if len(sayable) > 1:
-        joined = [And(tuple(sayable)) if isinstance(node, And) else Or(tuple(sayable))]
-    # Regexes last: SQLite evaluates AND left to right, and a cheap index probe may spare
-    # the regex most rows.
-    others.sort(key=lambda c: any(isinstance(leaf, Regex) for leaf in c.leaves()))
-    parts = [_sql(child, params, table) for child in (joined or sayable) + others]
-    glue = " AND " if isinstance(node, And) else " OR "
-    return "(" + glue.join(parts) + ")"
+class _Compiler:
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.parts: list[tuple[str, list[object]]] = []  # the WITH clause's, in order
+
+    def sql(self, node: Node, params: list[object], depth: int) -> str:
+        expression = match_expression(node)
+        if expression is not None:
+            return _match(expression, params, self.table)
+        if depth >= SQL_DEPTH and isinstance(node, And | Or | Not):
+            inner: list[object] = []
+            body = self.sql(node, inner, 0)
+            name = f"deep{len(self.parts)}"
+            self.parts.append((f"{name}(id) AS (SELECT p.id FROM papers p WHERE {body})", inner))
+            return f"p.id IN (SELECT id FROM {name})"
+        if isinstance(node, Not):
+            return f"NOT ({self.sql(node.child, params, depth + 1)})"
+        if isinstance(node, Upvotes):
+            params.append(node.n)
+            return f"coalesce(p.upvotes, 0) {_OPS[node.op]} ?"
+        if isinstance(node, Regex):
+            return _regex(node, params, self.table)
+        if isinstance(node, And | Or):
+            return self.combined(node, params, depth)
+        raise TypeError(f"cannot compile {node!r}")
+
+    def combined(self, node: And | Or, params: list[object], depth: int) -> str:
+        """AND / OR with the FTS-sayable children gathered into one MATCH, the rest
+        around it."""
+        sayable: list[Node] = [c for c in node.children if match_expression(c) is not None]
+        others: list[Node] = [c for c in node.children if match_expression(c) is None]
+        if isinstance(node, And) and sayable:
+            # Negated sayable children join the MATCH of the positive ones (``a NOT b``).
+            negated = [c for c in others if isinstance(c, Not) and match_expression(c.child)]
+            others = [c for c in others if c not in negated]
+            sayable += negated
+        joined: list[Node] = []
+        if len(sayable) > 1:
+            group = And(tuple(sayable)) if isinstance(node, And) else Or(tuple(sayable))
+            if match_expression(group) is not None:  # not when too deep for FTS5 as a whole
+                joined = [group]
+        # Regexes last: SQLite evaluates AND left to right, and a cheap index probe may
+        # spare the regex most rows.
+        others.sort(key=lambda c: any(isinstance(leaf, Regex) for leaf in c.leaves()))
+        parts = [self.sql(child, params, depth + 1) for child in (joined or sayable) + others]
+        glue = " AND " if isinstance(node, And) else " OR "
+        return "(" + glue.join(parts) + ")"
 
 
 def _match(expression: str, params: list[object], table: str) -> str:

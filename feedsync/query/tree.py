@@ -1,4 +1,8 @@
-"""The compiled query: a tree of nodes that matches one document or selects from an index."""
+"""The compiled query: a tree of nodes, its canonical form, and the labels preview shows.
+
+The tree says what a query means; query/sql.py says how the store finds it. ``str()`` of a
+node is its canonical, fully parenthesized form, which compiles back to the same tree.
+"""
 
 from __future__ import annotations
 
@@ -8,36 +12,19 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from feedsync.errors import QueryError
-from feedsync.query.index import _COMPARE, Index, _has_phrase
 from feedsync.query.regexes import Pattern
-from feedsync.query.words import DEFAULT_FIELDS, FIELDS, Document, tokenize
+from feedsync.query.words import DEFAULT_FIELDS, FIELDS, tokenize
 
 # ---------------------------------------------------------------------------- the tree
 
 
 class Node:
-    """A node of a compiled query. ``str()`` gives its canonical, fully parenthesized form."""
+    """A node of a compiled query."""
 
     __slots__ = ()
 
-    def matches(self, doc: Document) -> bool:
-        raise NotImplementedError
-
-    def select(self, index: Index) -> set[int]:
-        """The matching ids; may be a set owned by ``index``, so never modify it."""
-        raise NotImplementedError
-
-    def explain(self, doc: Document) -> list[str]:
-        """Labels of the positive leaves that make this node true for ``doc``."""
-        raise NotImplementedError
-
     def leaves(self) -> Iterator[Leaf]:
         raise NotImplementedError
-
-    @property
-    def slow(self) -> bool:
-        """Whether selecting it may scan every document (a regex)."""
-        return any(isinstance(leaf, Regex) for leaf in self.leaves())
 
 
 class Leaf(Node):
@@ -60,25 +47,8 @@ class Leaf(Node):
     def _form(self) -> str:
         raise NotImplementedError
 
-    def _hits(self, doc: Document) -> list[str]:
-        """What the label does not tell: the words a wildcard or regex matched."""
-        return []
-
-    def explain(self, doc: Document) -> list[str]:
-        if not self.matches(doc):
-            return []
-        hits = sorted({hit for hit in self._hits(doc) if hit})
-        return [f"{self.label}→{'/'.join(hits)}" if hits else self.label]
-
     def leaves(self) -> Iterator[Leaf]:
         yield self
-
-    def select(self, index: Index) -> set[int]:
-        sets = [self._select(index, field) for field in self.fields]
-        return sets[0] if len(sets) == 1 else set().union(*sets)
-
-    def _select(self, index: Index, field: str) -> set[int]:
-        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +57,6 @@ class Term(Leaf):
 
     field: str | None
     token: str
-
-    def matches(self, doc: Document) -> bool:
-        token = self.token
-        return any(token in value for field in self.fields for value in doc.values(field))
-
-    def _select(self, index: Index, field: str) -> set[int]:
-        return index.term(field, self.token)
 
     def _form(self) -> str:
         return self.token
@@ -106,15 +69,6 @@ class Phrase(Leaf):
     field: str | None
     tokens: tuple[str, ...]
 
-    def matches(self, doc: Document) -> bool:
-        phrase = self.tokens
-        return any(
-            _has_phrase(value, phrase) for field in self.fields for value in doc.values(field)
-        )
-
-    def _select(self, index: Index, field: str) -> set[int]:
-        return index.phrase(field, self.tokens)
-
     def _form(self) -> str:
         return f'"{" ".join(self.tokens)}"'
 
@@ -126,49 +80,16 @@ class Prefix(Leaf):
     field: str | None
     prefix: str
 
-    def matches(self, doc: Document) -> bool:
-        prefix = self.prefix
-        return any(
-            token.startswith(prefix)
-            for field in self.fields
-            for value in doc.values(field)
-            for token in value
-        )
-
-    def _hits(self, doc: Document) -> list[str]:
-        prefix = self.prefix
-        return [
-            token
-            for field in self.fields
-            for value in doc.values(field)
-            for token in value
-            if token.startswith(prefix)
-        ]
-
-    def _select(self, index: Index, field: str) -> set[int]:
-        return index.prefix(field, self.prefix)
-
     def _form(self) -> str:
         return f"{self.prefix}*"
 
 
 @dataclass(frozen=True, slots=True)
 class Regex(Leaf):
-    """A case-insensitive RE2 regular expression searched in each raw field value."""
+    """A case-insensitive regular expression (RE2) searched in each raw field value."""
 
     field: str | None
     pattern: Pattern
-
-    def matches(self, doc: Document) -> bool:
-        found = self.pattern.found
-        return any(found(text) for field in self.fields for text in doc.raw(field))
-
-    def _hits(self, doc: Document) -> list[str]:
-        first = self.pattern.first
-        return [hit for f in self.fields for t in doc.raw(f) if (hit := first(t)) is not None]
-
-    def _select(self, index: Index, field: str) -> set[int]:
-        return index.regex(field, self.pattern)
 
     def _form(self) -> str:
         escaped = self.pattern.source.replace("/", "\\/")
@@ -183,15 +104,6 @@ class Upvotes(Leaf):
     n: int
     field: str | None = dataclasses.field(default=None, init=False, repr=False)
 
-    def matches(self, doc: Document) -> bool:
-        return _COMPARE[self.op](doc.upvotes, self.n)
-
-    def _hits(self, doc: Document) -> list[str]:
-        return [str(doc.upvotes)]
-
-    def select(self, index: Index) -> set[int]:
-        return index.upvotes(self.op, self.n)
-
     def _form(self) -> str:
         return f"upvotes:{'' if self.op == '=' else self.op}{self.n}"
 
@@ -199,15 +111,6 @@ class Upvotes(Leaf):
 @dataclass(frozen=True, slots=True)
 class Not(Node):
     child: Node
-
-    def matches(self, doc: Document) -> bool:
-        return not self.child.matches(doc)
-
-    def select(self, index: Index) -> set[int]:
-        return index.all_ids() - self.child.select(index)
-
-    def explain(self, doc: Document) -> list[str]:
-        return []  # true because something is absent: nothing to show
 
     def leaves(self) -> Iterator[Leaf]:
         return self.child.leaves()
@@ -219,35 +122,6 @@ class Not(Node):
 @dataclass(frozen=True, slots=True)
 class And(Node):
     children: tuple[Node, ...]
-
-    def matches(self, doc: Document) -> bool:
-        return all(child.matches(doc) for child in self.children)
-
-    def select(self, index: Index) -> set[int]:
-        # Intersect the positive children, smallest first, then subtract the negated ones,
-        # leaving regexes (which may scan everything) for last and stopping once empty.
-        positive = [c for c in self.children if not isinstance(c, Not)]
-        negative = [c.child for c in self.children if isinstance(c, Not)]
-        fast = sorted((c.select(index) for c in positive if not c.slow), key=len)
-        slow = [c for c in positive if c.slow]
-        result = fast[0].intersection(*fast[1:]) if fast else None
-        for child in slow:
-            if result is not None and not result:
-                return result
-            ids = child.select(index)
-            result = set(ids) if result is None else result & ids
-        if result is None:
-            result = set(index.all_ids())
-        for child in sorted(negative, key=lambda c: c.slow):
-            if not result:
-                break
-            result -= child.select(index)
-        return result
-
-    def explain(self, doc: Document) -> list[str]:
-        if not self.matches(doc):
-            return []
-        return [label for child in self.children for label in child.explain(doc)]
 
     def leaves(self) -> Iterator[Leaf]:
         for child in self.children:
@@ -261,15 +135,6 @@ class And(Node):
 class Or(Node):
     children: tuple[Node, ...]
 
-    def matches(self, doc: Document) -> bool:
-        return any(child.matches(doc) for child in self.children)
-
-    def select(self, index: Index) -> set[int]:
-        return set().union(*(child.select(index) for child in self.children))
-
-    def explain(self, doc: Document) -> list[str]:
-        return [label for child in self.children for label in child.explain(doc)]
-
     def leaves(self) -> Iterator[Leaf]:
         for child in self.children:
             yield from child.leaves()
@@ -278,12 +143,14 @@ class Or(Node):
         return f"({' OR '.join(map(str, self.children))})"
 
 
-def _and(children: Sequence[Node]) -> Node:
+def conjunction(children: Sequence[Node]) -> Node:
+    """The AND of ``children``, nested ANDs flattened; a single child alone."""
     flat = tuple(g for c in children for g in (c.children if isinstance(c, And) else (c,)))
     return flat[0] if len(flat) == 1 else And(flat)
 
 
-def _or(children: Sequence[Node]) -> Node:
+def disjunction(children: Sequence[Node]) -> Node:
+    """The OR of ``children``, nested ORs flattened; a single child alone."""
     flat = tuple(g for c in children for g in (c.children if isinstance(c, Or) else (c,)))
     return flat[0] if len(flat) == 1 else Or(flat)
 
@@ -298,21 +165,6 @@ class Query:
     text: str
     node: Node
 
-    def matches(self, doc: Document) -> bool:
-        return self.node.matches(doc)
-
-    def select(self, index: Index) -> set[int]:
-        """The ids of every document of ``index`` that matches (a new set)."""
-        ids = self.node.select(index)
-        return set(ids) if isinstance(self.node, Leaf) else ids  # others build new sets
-
-    def explain(self, doc: Document) -> list[str]:
-        """Why ``doc`` matches: the leaves that matched, e.g. ``'reason*→reasoning'``.
-
-        Empty when it does not match; terms under NOT are never listed.
-        """
-        return list(dict.fromkeys(self.node.explain(doc))) if self.matches(doc) else []
-
     def leaves(self) -> list[Leaf]:
         """The terms, phrases, wildcards, regexes and comparisons, in source order."""
         return list(self.node.leaves())
@@ -320,14 +172,6 @@ class Query:
     def canonical(self) -> str:
         """The fully parenthesized form, which compiles back to the same tree."""
         return str(self.node)
-
-
-def compile_query(text: str) -> Query:
-    """Parse ``text``; raises :class:`QueryError` with a 1-based column on a syntax error."""
-    # Imported here: the parser builds this module's nodes, so it imports this module.
-    from feedsync.query.parse import _Parser
-
-    return Query(text, _Parser(text).parse())
 
 
 def all_of(queries: Iterable[Query]) -> Query:
@@ -338,7 +182,7 @@ def all_of(queries: Iterable[Query]) -> Query:
     if len(parts) == 1:
         return parts[0]
     text = " AND ".join(f"({q.text})" if isinstance(q.node, Or) else q.text for q in parts)
-    return Query(text, _and([q.node for q in parts]))
+    return Query(text, conjunction([q.node for q in parts]))
 
 
 # A name is quoted as is, but for what would end the quotes or read as a wildcard; neither
@@ -365,7 +209,7 @@ def any_phrase(field: str, names: Sequence[str]) -> Query:
             raise QueryError("a name needs letters or digits", text, len(field) + 2)
         nodes.append(Term(field, tokens[0]) if len(tokens) == 1 else Phrase(field, tokens))
         texts.append(text)
-    return Query(" OR ".join(texts), _or(nodes))
+    return Query(" OR ".join(texts), disjunction(nodes))
 
 
 def min_upvotes(n: int) -> Query:

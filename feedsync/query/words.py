@@ -1,19 +1,15 @@
-"""Words: how text becomes the tokens queries match, and the searchable form of a paper."""
+"""Words: how text becomes the tokens queries match (the full-text table's own rule)."""
 
 from __future__ import annotations
 
-import functools
 import re
-import sys
 import unicodedata
-from dataclasses import dataclass
 
-from feedsync.models import Paper
 from feedsync.text import SEPARATOR as SEPARATOR  # a gap between two values: see text.py
 
 FIELDS = ("title", "abstract", "keyword", "author", "org")
 DEFAULT_FIELDS = ("title", "abstract", "keyword")
-UPVOTE_OPS = (">=", "<=", ">", "<", "=")  # as Index.upvotes() gets them
+UPVOTE_OPS = (">=", "<=", ">", "<", "=")
 
 
 # ---------------------------------------------------------------------------- tokenizing
@@ -53,89 +49,6 @@ def tokenize(text: str) -> list[str]:
     return words
 
 
-def _words(text: str) -> tuple[str, ...]:
-    """The words of a field value, interned: 50,000 abstracts hold ten million words from a
-    vocabulary of tens of thousands, so this saves most of their memory (about 0.6 GB), and
-    index lookups then compare identical strings."""
-    return tuple(map(sys.intern, tokenize(text)))
-
-
-# Author names, keywords and organizations repeat across papers: tokenize each once.
-_short_words = functools.lru_cache(maxsize=1 << 16)(_words)
-
-
-def _is_word_char(char: str) -> bool:
+def is_word_char(char: str) -> bool:
+    """Whether ``char`` is part of a word (a letter, a digit or a private-use character)."""
     return bool(tokenize(char))
-
-
-# ---------------------------------------------------------------------------- documents
-
-Values = tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Texts:
-    """The raw strings of each field, one per value, as regexes see them."""
-
-    title: tuple[str, ...] = ()
-    abstract: tuple[str, ...] = ()
-    keyword: tuple[str, ...] = ()
-    author: tuple[str, ...] = ()
-    org: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Document:
-    """The searchable form of a paper: per field, one tuple of words per value.
-
-    ``title``, ``abstract`` and ``org`` have at most one value; ``author`` has one per author
-    and ``keyword`` one per HF keyword. Build it with :func:`document`.
-    """
-
-    title: Values = ()
-    abstract: Values = ()
-    keyword: Values = ()
-    author: Values = ()
-    org: Values = ()
-    upvotes: int = 0
-    texts: Texts = Texts()
-
-    def fields(self) -> tuple[Values, ...]:
-        """The values of each field, in the order of :data:`FIELDS`."""
-        return (self.title, self.abstract, self.keyword, self.author, self.org)
-
-    def values(self, field: str) -> Values:
-        values: Values = getattr(self, field)
-        return values
-
-    def raw(self, field: str) -> tuple[str, ...]:
-        raw: tuple[str, ...] = getattr(self.texts, field)
-        return raw
-
-
-def document(paper: Paper) -> Document:
-    """Tokenize a paper once, for any number of queries.
-
-    Pure and deterministic (an equal paper gives an equal document), so callers may memoize
-    it; ``Paper`` is hashable. Empty values are left out.
-    """
-    title, abstract, org = paper.title, paper.abstract, paper.organization
-    keywords = (
-        paper.ai_keywords if all(paper.ai_keywords) else tuple(filter(None, paper.ai_keywords))
-    )
-    authors = paper.authors if all(paper.authors) else tuple(filter(None, paper.authors))
-    return Document(
-        title=(_words(title),) if title else (),
-        abstract=(_words(abstract),) if abstract else (),
-        keyword=tuple(map(_short_words, keywords)),
-        author=tuple(map(_short_words, authors)),
-        org=(_short_words(org),) if org else (),
-        upvotes=paper.upvotes or 0,
-        texts=Texts(
-            (title,) if title else (),
-            (abstract,) if abstract else (),
-            keywords,
-            authors,
-            (org,) if org else (),
-        ),
-    )

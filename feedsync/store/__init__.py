@@ -1,8 +1,9 @@
 """The embedded SQLite store, the only package that speaks SQL.
 
 ``core`` holds ``Store`` and its rules; ``schema`` the numbered migrations; ``rows`` how a
-paper maps to a row; ``sqlite`` the connection and transactions; ``segments`` the word segments
-re-matching reads; ``zotero`` the sync's bookkeeping tables.
+paper maps to a row; ``sqlite`` the connection and transactions; ``search`` the full-text
+table topic queries run on; ``zotero`` the sync's bookkeeping tables; ``locks`` the data
+directory's locks.
 """
 
 from feedsync.store.core import (

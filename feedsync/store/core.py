@@ -41,13 +41,11 @@ from feedsync.store.rows import (
     iso,
     merge,
     newest_first,
-    paper_from_row,
     stored_paper,
     to_row,
 )
 from feedsync.store.schema import MIGRATIONS, statements
 from feedsync.store.search import SearchTables
-from feedsync.store.segments import SegmentTables
 from feedsync.store.sqlite import Connection, Transaction, describe
 from feedsync.store.zotero import ZoteroTables
 from feedsync.text import normalize_title, title_key
@@ -90,7 +88,7 @@ class MatchUpdate:
     scope: frozenset[int] | set[int] | None = None
 
 
-class Store(SearchTables, SegmentTables, ZoteroTables):
+class Store(SearchTables, ZoteroTables):
     """A connection to the store; use as a context manager, one per thread."""
 
     def __init__(self, path: Path | str, *, clock: Clock = utcnow) -> None:
@@ -325,11 +323,6 @@ class Store(SearchTables, SegmentTables, ZoteroTables):
         """Papers for the given row ids, by row id, in one query."""
         sql = SELECT_PAPERS + " WHERE id IN (SELECT value FROM json_each(?))"
         return {r["id"]: stored_paper(r) for r in self._db.execute(sql, (json.dumps(list(ids)),))}
-
-    def documents(self, *, since_seq: int = 0) -> Iterator[tuple[int, Paper]]:
-        """(row id, paper) for every paper changed after ``since_seq``, for matching."""
-        for row in self._db.execute(SELECT_PAPERS + " WHERE seq > ?", (since_seq,)):
-            yield row["id"], paper_from_row(row)
 
     # -- topics and their matches ------------------------------------------------------------
 

@@ -138,6 +138,10 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE search_terms (term TEXT PRIMARY KEY) WITHOUT ROWID;
     CREATE TABLE search_odd (paper_id INTEGER PRIMARY KEY, columns INTEGER NOT NULL);
     """,
+    # 8: topics match on the full-text table now: the word segments go.
+    """
+    DROP TABLE word_segments;
+    """,
 )
 
 

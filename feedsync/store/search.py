@@ -42,6 +42,7 @@ from feedsync.text import SEPARATOR
 
 if TYPE_CHECKING:
     from feedsync.query.regexes import Pattern
+    from feedsync.query.sql import Sql
 
 FTS_TABLE = "papers_fts"
 # Searchable papers columns, in the order of the FTS table's columns, and whether each
@@ -225,23 +226,23 @@ class SearchTables:
 
     def select(
         self,
-        where: str,
-        params: Sequence[object],
+        query: Sql,
         *,
         since_seq: int = 0,
         among: Collection[int] | None = None,
     ) -> set[int]:
-        """The ids of the papers for which ``where``, a condition over ``papers p``
-        (feedsync.query.sql), holds: of those changed after ``since_seq`` (all of them by
-        default), or of the ids ``among``. The table must be ready (``search_ready``)."""
-        sql = f"SELECT p.id FROM papers p WHERE ({where})"
+        """The ids of the papers a compiled query (feedsync.query.sql) holds for: of those
+        changed after ``since_seq`` (all of them by default), or of the ids ``among``. The
+        table must be ready (``search_ready``)."""
+        sql = f"{query.common} SELECT p.id FROM papers p WHERE ({query.where})"
+        params: tuple[object, ...] = query.params
         if since_seq:
             sql += " AND p.seq > ?"
             params = (*params, since_seq)
         if among is not None:
             sql += " AND p.id IN (SELECT value FROM json_each(?))"
             params = (*params, json.dumps(sorted(among)))
-        return {row[0] for row in self._db.execute(sql, tuple(params))}
+        return {row[0] for row in self._db.execute(sql, params)}
 
     def select_matching(self, expression: str) -> set[int]:
         """The ids of every paper an FTS5 MATCH expression holds for (no papers row read)."""

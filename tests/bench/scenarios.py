@@ -239,38 +239,28 @@ def _script_figures(code: str, *args: str) -> dict[str, Any]:
 
 def matching(ctx: Context) -> dict[str, Any]:
     """Matching alone: every stored paper against every topic, as a run re-matches them."""
-    # What a run does when every topic must re-match (a new install, changed queries): the
-    # word segments the backfill stored are read back, and only papers changed since they
-    # were built, or too new to be in one, are read and tokenized. Each timing is the first
-    # re-match of a fresh process, as in a run; the last process also re-matches from
-    # scratch (every paper read and tokenized), which must give the same answer.
+    # What a run does when every topic must re-match (a new install, changed queries): each
+    # topic's SQL on the full-text table. Each timing is the first re-match of a fresh
+    # process, as in a run.
     code = """
 import json, sys, time, resource
 from feedsync.config import load_config
 from feedsync.store import Store
-from feedsync.match.topics import build_topics, match
-from feedsync.match.rematch import match_store
+from feedsync.match.topics import build_topics
 from feedsync.match.select import select_all
-from feedsync.match.stage import ENGINE
 config = load_config(sys.argv[1], {})
 topics = build_topics(config)
 with Store(config.store_path) as store:
+    store.search_ready()
     t0 = time.perf_counter()
-    found = select_all(store, topics) if ENGINE == "fts" else match_store(topics, store)
+    found = select_all(store, topics)
     rematch = time.perf_counter() - t0
-    figures = {"rematch": rematch, "papers": store.count(), "segments": len(store.word_segments()),
+    figures = {"rematch": rematch, "papers": store.count(),
         "matches": sum(len(v) for v in found.values()),
         "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    if sys.argv[2] == "afresh":
-        t0 = time.perf_counter()
-        assert match(topics, store.documents()) == found
-        figures["afresh"] = time.perf_counter() - t0
 print(json.dumps(figures))
 """
-    runs = [
-        _script_figures(code, str(ctx.config), "afresh" if last else "-")
-        for last in [False] * (max(3, ctx.size.repeats) - 1) + [True]
-    ]
+    runs = [_script_figures(code, str(ctx.config)) for _ in range(max(3, ctx.size.repeats))]
     r = runs[-1]
     wall = _median([run["rematch"] for run in runs])
     return {
@@ -279,15 +269,11 @@ print(json.dumps(figures))
         "target": "<= 1 s",
         "wall_s": round(wall, 3),
         "runs_s": [round(run["rematch"], 3) for run in runs],
-        # Every paper read and tokenized again: what re-matching costs without segments.
-        "afresh_s": round(r["afresh"], 2),
-        "segments": r["segments"],
         "papers": r["papers"],
         "matches": r["matches"],
         "peak_rss_mb": round(max(run["rss"] for run in runs), 1),
-        "details": f"{r['papers']} papers x {len(ctx.queries)} topics from the store through "
-        f"{r['segments']} stored segments (median of {len(runs)} fresh processes); "
-        f"tokenizing every paper afresh {r['afresh']:.1f} s",
+        "details": f"{r['papers']} papers x {len(ctx.queries)} topics from the store's "
+        f"full-text table (median of {len(runs)} fresh processes)",
     }
 
 

@@ -49,15 +49,18 @@ from hypothesis import strategies as st
 from feedsync.config import load_config
 from feedsync.config.toml import dumps
 from feedsync.errors import FeedsyncError, QueryError
+from feedsync.match.select import select_all
+from feedsync.match.topics import Topic
 from feedsync.models import StoredPaper
 from feedsync.parsers import parse_digest
 from feedsync.parsers.hf_json import MAX_ABSTRACT, MAX_AUTHORS
 from feedsync.pipeline import run
 from feedsync.publish.stage import ALL
-from feedsync.query import MemoryIndex, compile_query, document
+from feedsync.query import compile_query
 from feedsync.render.feeds import UNTITLED, FeedSpec, clean, render_atom, render_rss
 from feedsync.render.index_page import render_index
 from feedsync.store import Store
+from tests.query_reference import matches
 from tests.reliability.figures import record
 
 DAY = date(2026, 3, 2)
@@ -437,8 +440,8 @@ def test_a_script_in_a_title_shows_as_text(tmp_path: Path) -> None:
 
 
 @functools.cache
-def hostile_papers() -> tuple[tuple[StoredPaper, ...], MemoryIndex]:
-    """A fixed set of stored papers with every kind of junk in every field, and its index."""
+def hostile_papers() -> tuple[tuple[StoredPaper, ...], Store]:
+    """A fixed set of stored papers with every kind of junk in every field, and its store."""
     entries = [
         {
             "paper": {
@@ -454,10 +457,9 @@ def hostile_papers() -> tuple[tuple[StoredPaper, ...], MemoryIndex]:
         for n, junk in enumerate(NASTY, start=1)
     ]
     digest = parse_digest(json_digest(entries, False), day=DAY, source="<fixed>")
-    with Store(":memory:") as store:
-        store.upsert(digest.papers)
-        papers = tuple(store.newest(None, 1000))
-    return papers, MemoryIndex((p.rowid, document(p.paper)) for p in papers)
+    store = Store(":memory:")  # kept open for every query of the test run
+    store.upsert(digest.papers)
+    return tuple(store.newest(None, 1000)), store
 
 
 def one_query(query: str, title: str) -> bool:
@@ -466,9 +468,10 @@ def one_query(query: str, title: str) -> bool:
         compiled = compile_query(query)
     except QueryError:
         return False
-    papers, index = hostile_papers()
-    matched = {p.rowid for p in papers if compiled.matches(document(p.paper))}
-    assert compiled.select(index) == matched
+    papers, store = hostile_papers()
+    matched = {p.rowid for p in papers if matches(compiled.node, p.paper)}
+    probe = Topic("q", "", "", 50, False, "", compiled)
+    assert select_all(store, [probe])["q"] == matched
     # The query's own text is what is under test here; a few papers are enough around it.
     shown = [p for p in papers if p.rowid in matched][:3]
     spec = FeedSpec("t", title, query, "https://feeds.example.org/x", 60)
