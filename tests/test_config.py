@@ -356,3 +356,40 @@ def test_the_websub_hub_is_an_http_url_kept_as_given(write_config) -> None:
             "feeds.websub_hub",
             "must be the hub's absolute http:// or https:// URL",
         )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["SourceConfig", "ScheduleConfig", "ServerConfig", "FeedsConfig", "PublishConfig",
+     "StateConfig", "TopicConfig", "ZoteroConfig", "Config"],
+)  # fmt: skip
+def test_the_frozen_config_and_its_validation_declare_the_same_keys_and_defaults(
+    name: str,
+) -> None:
+    """Each section is written twice: as the frozen dataclass every command gets, and as
+    the pydantic model that validates it (pydantic costs an idle run 0.2 s to import). They
+    must agree: a key or default changed in one only would be silently lost."""
+    import dataclasses
+
+    from pydantic_core import PydanticUndefined
+
+    import feedsync.config as frozen
+    from feedsync.config import validate
+
+    plain = {f.name: f for f in dataclasses.fields(getattr(frozen, name))}
+    model = getattr(validate, name).model_fields
+    # Not settings: where the config came from, and where the token came from.
+    ours = set(plain) - {"config_path", "token_from"}
+    assert ours == set(model)
+    for key in ours:
+        default = plain[key].default
+        if default is dataclasses.MISSING and plain[key].default_factory is not dataclasses.MISSING:
+            default = plain[key].default_factory()
+        wanted = model[key].get_default(call_default_factory=True)
+        if wanted is PydanticUndefined or dataclasses.is_dataclass(default):
+            continue  # required (a topic's title), or a section: compared in its own case
+        if isinstance(default, Path) or isinstance(wanted, Path):
+            default, wanted = str(default), str(wanted)
+        if isinstance(default, tuple):
+            wanted = tuple(wanted)
+        assert default == wanted, (name, key, default, wanted)
