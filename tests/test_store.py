@@ -606,3 +606,21 @@ def test_a_big_batch_takes_its_words_from_the_tables_vocabulary(tmp_path: Path) 
         terms = {row[0] for row in store._db.execute("SELECT term FROM search_terms")}
     wanted = {w for p in papers for t in (p.title, p.abstract, *p.authors) for w in tokenize(t)}
     assert wanted <= terms
+
+
+def test_a_sqlite_without_fts5_is_one_line_naming_it(tmp_path: Path) -> None:
+    """Some builds of SQLite leave FTS5 out: opening the store says so, before migrating."""
+
+    class NoFts5(sqlite3.Connection):
+        def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+            if "USING fts5" in sql:
+                raise sqlite3.OperationalError("no such module: fts5")
+            return super().execute(sql, parameters)
+
+    store = Store.__new__(Store)
+    store._db = sqlite3.connect(":memory:", factory=NoFts5)
+    try:
+        with pytest.raises(StorageError, match=r"has no FTS5, the full-text search feedsync"):
+            store._check_fts5()
+    finally:
+        store._db.close()

@@ -163,10 +163,8 @@ class Store(SearchTables, ZoteroTables):
 
     def _check_fts5(self) -> None:
         try:
-            sqlite3.Connection.execute(
-                self._db, "CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts5_probe USING fts5(a)"
-            )
-        except sqlite3.OperationalError:
+            self._db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.fts5_probe USING fts5(a)")
+        except (sqlite3.OperationalError, StorageError):
             raise StorageError(
                 f"this Python's SQLite ({sqlite3.sqlite_version}) has no FTS5, the full-text "
                 "search feedsync matches topics with: use a Python built with it (python.org "
